@@ -1,0 +1,150 @@
+//! Runs a parsed command line: resolves the configuration and calls the library. `main`
+//! only parses, sets up logging and maps the result to an exit code.
+
+use crate::cli::{Cli, Command, DemoArgs, IngestArgs, OutputFormat, ServeArgs, SqlArgs};
+use crate::config::FileConfig;
+use crate::ingest::{self, IngestOptions};
+use crate::query::format::{BatchEncoder, Format};
+use crate::query::{self, session};
+use crate::server::{ServeOptions, Server, shutdown};
+use crate::storage::Location;
+use futures::StreamExt;
+use std::io::{IsTerminal, Write};
+
+/// Exit codes: 0 success, 1 the work failed (e.g. nothing ingested), 2 bad usage or config.
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct AppError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl<E: std::error::Error> From<E> for AppError {
+    fn from(e: E) -> Self {
+        AppError {
+            code: EXIT_FAILURE,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn usage(e: impl std::fmt::Display) -> AppError {
+    AppError {
+        code: EXIT_USAGE,
+        message: e.to_string(),
+    }
+}
+
+/// Does the logs go to stdout (services) or stderr (commands that print results)?
+pub fn stdout_is_output(cli: &Cli) -> bool {
+    !matches!(cli.command, Command::Serve(_))
+}
+
+pub async fn run(cli: Cli) -> Result<(), AppError> {
+    let file = FileConfig::load(cli.config.as_deref()).map_err(usage)?;
+    match cli.command {
+        Command::Ingest(a) => ingest_cmd(&file, a).await,
+        Command::Serve(a) => serve_cmd(&file, a).await,
+        Command::Sql(a) => sql_cmd(&file, a).await,
+        Command::Demo(a) => demo_cmd(a).await,
+    }
+}
+
+async fn ingest_cmd(file: &FileConfig, a: IngestArgs) -> Result<(), AppError> {
+    let mut opts = IngestOptions::new(a.inputs.clone(), file.catalog(&a.catalog));
+    opts.extract = file.extract(&a.extract).map_err(usage)?;
+    opts.chunk_files = file.chunk_files(a.chunk_files).map_err(usage)?;
+    opts.progress = std::io::stderr().is_terminal();
+    let report = ingest::run(&opts).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    if report.success(a.strict) {
+        Ok(())
+    } else {
+        Err(AppError {
+            code: EXIT_FAILURE,
+            message: if a.strict && !report.failures.is_empty() {
+                format!("{} failure(s) with --strict", report.failures.len())
+            } else {
+                "nothing could be ingested".to_string()
+            },
+        })
+    }
+}
+
+async fn serve_cmd(file: &FileConfig, a: ServeArgs) -> Result<(), AppError> {
+    let opts = ServeOptions {
+        catalog: file.catalog(&a.catalog),
+        addr: file.addr(&a).map_err(usage)?,
+        refresh: file.refresh(&a).map_err(usage)?,
+    };
+    let server = Server::build(&opts).await?;
+    server.run_until_stopped(shutdown::signal()).await?;
+    Ok(())
+}
+
+async fn sql_cmd(file: &FileConfig, a: SqlArgs) -> Result<(), AppError> {
+    let loc = Location::open(&file.catalog(&a.catalog))?;
+    let (ctx, _) = session::open(&loc).await?;
+    let format = match a.format {
+        OutputFormat::Table => Format::Table,
+        OutputFormat::Csv => Format::Csv,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Ndjson => Format::Ndjson,
+    };
+    let mut stream = query::execute(&ctx, &a.query).await?;
+    let (mut enc, head) = BatchEncoder::new(format, &stream.schema())?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&head)?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| AppError {
+            code: EXIT_FAILURE,
+            message: query::clean_message(&e),
+        })?;
+        out.write_all(&enc.encode(&batch)?)?;
+    }
+    out.write_all(&enc.finish()?)?;
+    if format == Format::Json {
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+async fn demo_cmd(a: DemoArgs) -> Result<(), AppError> {
+    let dir = std::path::PathBuf::from(&a.dir);
+    let (inputs, frame) = crate::demo::write_inputs(&dir)?;
+    let mut opts = IngestOptions::new(vec![inputs.display().to_string()], a.dir.clone());
+    opts.progress = std::io::stderr().is_terminal();
+    let report = ingest::run(&opts).await?;
+    println!("{report}\n");
+    let addr: std::net::SocketAddr = a.addr.parse().map_err(usage)?;
+    println!("Example queries (the catalog is at {}):\n", report.catalog);
+    for (title, sql) in crate::demo::example_queries(&frame) {
+        println!("# {title}\n{}\n", crate::demo::curl(&a.addr, &sql));
+    }
+    println!(
+        "# or from the command line\nastropipe sql --catalog {} \"SELECT count(*) FROM sources\"\n",
+        a.dir
+    );
+    if a.no_serve {
+        return Ok(());
+    }
+    let server = Server::build(&ServeOptions {
+        catalog: a.dir.clone(),
+        addr,
+        refresh: std::time::Duration::from_secs(5),
+    })
+    .await?;
+    println!(
+        "Serving on http://{} (Ctrl-C to stop)",
+        server.local_addr()?
+    );
+    server.run_until_stopped(shutdown::signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! The command line (clap derive). Every flag can also come from an `ASTROPIPE_*` environment
+//! variable, and most from the TOML config file (`--config`): file < env < flags.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "astropipe",
+    version,
+    about = "FITS images in, a HATS sky catalog out, served with SQL"
+)]
+pub struct Cli {
+    /// TOML configuration file (values there are overridden by environment and flags).
+    #[arg(long, global = true, env = "ASTROPIPE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Process FITS files (files, directories, globs) into the catalog.
+    Ingest(IngestArgs),
+    /// Serve the catalog over HTTP (SQL, tables, health, metrics).
+    Serve(ServeArgs),
+    /// Run one SQL query against the catalog and print the result.
+    Sql(SqlArgs),
+    /// Build a sample catalog from the bundled FITS files under ./astro-data and serve it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct CatalogArg {
+    /// Catalog location: a local path, file:// URL, or s3://bucket/prefix [default: ./astro-data]
+    #[arg(long, env = "ASTROPIPE_CATALOG")]
+    pub catalog: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ExtractArgs {
+    /// Detection threshold in units of the background RMS [default: 1.5]
+    #[arg(long, env = "ASTROPIPE_THRESH")]
+    pub thresh: Option<f32>,
+    /// Minimum number of pixels of a detection [default: 5]
+    #[arg(long, env = "ASTROPIPE_MIN_AREA")]
+    pub min_area: Option<usize>,
+    /// Background mesh size in pixels [default: 64]
+    #[arg(long, env = "ASTROPIPE_BACK_MESH")]
+    pub back_mesh: Option<usize>,
+    /// Background median filter size in meshes [default: 3]
+    #[arg(long, env = "ASTROPIPE_BACK_FILTER")]
+    pub back_filter: Option<usize>,
+    /// Radii of the circular apertures in pixels, comma-separated [default: 3,5,8]
+    #[arg(long, env = "ASTROPIPE_APERTURES", value_delimiter = ',')]
+    pub apertures: Option<Vec<f64>>,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// FITS files, directories (searched recursively) or glob patterns.
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
+    #[command(flatten)]
+    pub catalog: CatalogArg,
+    #[command(flatten)]
+    pub extract: ExtractArgs,
+    /// Fail (exit code 1) when any file or HDU fails, not only when nothing was ingested.
+    #[arg(long, env = "ASTROPIPE_STRICT")]
+    pub strict: bool,
+    /// Files per committed increment [default: 64]
+    #[arg(long, env = "ASTROPIPE_CHUNK_FILES")]
+    pub chunk_files: Option<usize>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArg,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "ASTROPIPE_ADDR")]
+    pub addr: Option<String>,
+    /// Seconds between checks for newly committed catalog versions [default: 5]
+    #[arg(long, env = "ASTROPIPE_REFRESH_SECONDS")]
+    pub refresh_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+    Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The SQL query.
+    pub query: String,
+    #[command(flatten)]
+    pub catalog: CatalogArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory of the demo catalog (the bundled inputs go to DIR/inputs).
+    #[arg(long, default_value = "./astro-data")]
+    pub dir: String,
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Build the catalog and print the example queries, but do not serve.
+    #[arg(long)]
+    pub no_serve: bool,
+}

@@ -1,0 +1,73 @@
+//! `astropipe demo`: the embedded default. Writes the bundled sample FITS files (real images
+//! from astropy's test data, see `tests/data/PROVENANCE.tsv`, plus a synthetic frame with a
+//! known WCS and injected stars) to `DIR/inputs`, ingests them into the catalog at `DIR`, and
+//! prints queries that work against it.
+
+use crate::synthetic::{Frame, FrameSpec};
+use std::path::Path;
+
+/// Real sample files compiled into the binary.
+pub const SAMPLES: &[(&str, &[u8])] = &[
+    ("m13.fits", include_bytes!("../tests/data/m13.fits")),
+    ("test0.fits", include_bytes!("../tests/data/test0.fits")),
+    ("sip-wcs.fits", include_bytes!("../tests/data/sip-wcs.fits")),
+    (
+        "thumbnail-image.fit.gz",
+        include_bytes!("../tests/data/thumbnail-image.fit.gz"),
+    ),
+    ("gmos.fits", include_bytes!("../tests/data/gmos.fits")),
+];
+
+/// The synthetic demo field (COSMOS-like position).
+pub fn demo_frame() -> Frame {
+    FrameSpec {
+        width: 1024,
+        height: 1024,
+        n_stars: 300,
+        object: "DEMO-FIELD".into(),
+        ..FrameSpec::default()
+    }
+    .generate()
+}
+
+/// Writes the inputs; returns the input directory and the synthetic frame.
+pub fn write_inputs(dir: &Path) -> std::io::Result<(std::path::PathBuf, Frame)> {
+    let inputs = dir.join("inputs");
+    std::fs::create_dir_all(&inputs)?;
+    for (name, bytes) in SAMPLES {
+        std::fs::write(inputs.join(name), bytes)?;
+    }
+    let frame = demo_frame();
+    std::fs::write(inputs.join("synthetic_demo.fits"), frame.to_fits())?;
+    std::fs::write(inputs.join("synthetic_demo_truth.csv"), frame.truth_csv())?;
+    Ok((inputs, frame))
+}
+
+/// The example queries printed by the demo (also in `sql/examples/`).
+pub fn example_queries(frame: &Frame) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "how many sources, per exposure",
+            "SELECT e.file_uri, e.hdu, e.n_sources FROM exposures e ORDER BY e.file_uri, e.hdu"
+                .to_string(),
+        ),
+        (
+            "a 1 arcminute cone search around the synthetic field's centre",
+            format!(
+                "SELECT source_id, ra, dec, flux, snr, \
+                 ang_sep_deg(ra, dec, {ra}, {dec}) * 3600 AS sep_arcsec \
+                 FROM sources WHERE cone_contains(ra, dec, {ra}, {dec}, 1.0/60) ORDER BY sep_arcsec",
+                ra = frame.spec.ra0,
+                dec = frame.spec.dec0
+            ),
+        ),
+    ]
+}
+
+/// A curl command line for a query.
+pub fn curl(addr: &str, sql: &str) -> String {
+    let body = serde_json::json!({ "sql": sql })
+        .to_string()
+        .replace('\'', "'\\''");
+    format!("curl -s -X POST http://{addr}/v1/sql -H 'Content-Type: application/json' -d '{body}'")
+}

@@ -1,0 +1,233 @@
+//! Opening a FITS file: the bytes (gunzipped when the file is gzip), and its HDUs as fitsrs
+//! iterates them (header, data offset, data size), checked against the real file size.
+
+use super::header::Header;
+use super::{FitsError, Result};
+use std::io::{Cursor, Read};
+use std::path::Path;
+
+/// Decompressed `.gz` files larger than this are refused (a gzip bomb must not exhaust memory).
+pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+
+/// What an HDU holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HduKind {
+    /// The primary HDU (an image array, possibly empty).
+    Primary,
+    /// An IMAGE extension.
+    Image,
+    /// A BINTABLE extension holding a tile-compressed image (ZIMAGE = T).
+    CompressedImage,
+    BinTable,
+    AsciiTable,
+}
+
+impl HduKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HduKind::Primary => "PRIMARY",
+            HduKind::Image => "IMAGE",
+            HduKind::CompressedImage => "COMPRESSED_IMAGE",
+            HduKind::BinTable => "BINTABLE",
+            HduKind::AsciiTable => "TABLE",
+        }
+    }
+}
+
+/// One header-data unit.
+#[derive(Debug, Clone)]
+pub struct Hdu {
+    /// 0-based position in the file (0 = primary).
+    pub index: usize,
+    pub kind: HduKind,
+    pub header: Header,
+    /// Byte offset of the data unit in the (decompressed) file.
+    pub data_offset: u64,
+    /// Size in bytes of the data unit as the header declares it (without padding).
+    pub data_len: u64,
+}
+
+/// A FITS file read into memory.
+#[derive(Debug)]
+pub struct FitsFile {
+    /// The name the file was opened by, used in every error message.
+    pub path: String,
+    pub bytes: Vec<u8>,
+    pub hdus: Vec<Hdu>,
+    /// A problem found after the last good HDU (bad header, truncation): the HDUs before it
+    /// are still usable.
+    pub trailing_error: Option<FitsError>,
+}
+
+impl FitsFile {
+    /// Reads `path` (gunzipping `.gz` or any gzip-magic file) and lists its HDUs.
+    pub fn open(path: &Path) -> Result<Self> {
+        let name = path.display().to_string();
+        let raw = std::fs::read(path).map_err(|source| FitsError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        Self::from_bytes(name, raw)
+    }
+
+    /// Parses an in-memory file (gzip is detected by its magic bytes).
+    pub fn from_bytes(path: String, raw: Vec<u8>) -> Result<Self> {
+        let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+            gunzip(&path, &raw, DEFAULT_MAX_BYTES)?
+        } else {
+            raw
+        };
+        if !bytes.starts_with(b"SIMPLE  =") {
+            return Err(FitsError::NotFits { path });
+        }
+        let (hdus, trailing_error) = list_hdus(&path, &bytes);
+        if hdus.is_empty() {
+            return Err(trailing_error.unwrap_or(FitsError::NotFits { path }));
+        }
+        Ok(FitsFile {
+            path,
+            bytes,
+            hdus,
+            trailing_error,
+        })
+    }
+
+    pub fn hdu(&self, index: usize) -> Result<&Hdu> {
+        self.hdus.get(index).ok_or_else(|| FitsError::NoSuchHdu {
+            path: self.path.clone(),
+            hdu: index,
+            count: self.hdus.len(),
+        })
+    }
+
+    /// The raw bytes of an HDU's data unit.
+    pub fn data(&self, hdu: &Hdu) -> &[u8] {
+        let start = hdu.data_offset as usize;
+        &self.bytes[start..start + hdu.data_len as usize]
+    }
+}
+
+fn gunzip(path: &str, raw: &[u8], limit: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw.len() * 4);
+    let mut dec = flate2::read::MultiGzDecoder::new(raw).take(limit + 1);
+    dec.read_to_end(&mut out)
+        .map_err(|source| FitsError::Gzip {
+            path: path.to_string(),
+            source,
+        })?;
+    if out.len() as u64 > limit {
+        return Err(FitsError::TooLarge {
+            path: path.to_string(),
+            limit,
+        });
+    }
+    Ok(out)
+}
+
+/// Iterates the HDUs with fitsrs. fitsrs does not check that a data unit fits in the file, so
+/// each one is checked here; the first failure ends the listing and is returned beside the
+/// good HDUs. fitsrs is third-party code fed with untrusted bytes: a panic inside it is caught
+/// and reported as a header error rather than taking the process down.
+fn list_hdus(path: &str, bytes: &[u8]) -> (Vec<Hdu>, Option<FitsError>) {
+    let parsed = std::panic::catch_unwind(|| {
+        let mut out: Vec<std::result::Result<Hdu, String>> = Vec::new();
+        let fits = fitsrs::Fits::from_reader(Cursor::new(bytes));
+        for (index, next) in fits.enumerate() {
+            match next {
+                Ok(h) => out.push(Ok(convert(index, &h))),
+                Err(e) => {
+                    out.push(Err(e.to_string()));
+                    break;
+                }
+            }
+            // A data unit beyond the end of the file: stop before fitsrs seeks past it.
+            if let Some(Ok(last)) = out.last()
+                && last.data_offset.saturating_add(last.data_len) > bytes.len() as u64
+            {
+                break;
+            }
+        }
+        out
+    });
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown".into());
+            return (
+                Vec::new(),
+                Some(FitsError::Header {
+                    path: path.into(),
+                    hdu: 0,
+                    message: format!("the header parser failed: {msg}"),
+                }),
+            );
+        }
+    };
+    let mut hdus = Vec::new();
+    for (i, item) in parsed.into_iter().enumerate() {
+        match item {
+            Ok(h) => {
+                let end = h.data_offset.saturating_add(h.data_len);
+                if end > bytes.len() as u64 {
+                    return (
+                        hdus,
+                        Some(FitsError::Truncated {
+                            path: path.into(),
+                            hdu: i,
+                            offset: h.data_offset,
+                            needed: h.data_len,
+                            available: (bytes.len() as u64).saturating_sub(h.data_offset),
+                        }),
+                    );
+                }
+                hdus.push(h);
+            }
+            Err(message) => {
+                return (
+                    hdus,
+                    Some(FitsError::Header {
+                        path: path.into(),
+                        hdu: i,
+                        message,
+                    }),
+                );
+            }
+        }
+    }
+    (hdus, None)
+}
+
+fn convert(index: usize, h: &fitsrs::HDU) -> Hdu {
+    use fitsrs::HDU as F;
+    let (kind, header) = match h {
+        F::Primary(p) => (
+            HduKind::Primary,
+            Header::from_fitsrs(p.get_header().cards()),
+        ),
+        F::XImage(p) => (HduKind::Image, Header::from_fitsrs(p.get_header().cards())),
+        F::XBinaryTable(p) => {
+            let header = Header::from_fitsrs(p.get_header().cards());
+            let kind = if header.bool("ZIMAGE") == Some(true) {
+                HduKind::CompressedImage
+            } else {
+                HduKind::BinTable
+            };
+            (kind, header)
+        }
+        F::XASCIITable(p) => (
+            HduKind::AsciiTable,
+            Header::from_fitsrs(p.get_header().cards()),
+        ),
+    };
+    Hdu {
+        index,
+        kind,
+        header,
+        data_offset: h.get_data_unit_byte_offset(),
+        data_len: h.get_data_unit_byte_size(),
+    }
+}

@@ -1,0 +1,312 @@
+//! Image data units: the layout a header declares, and decoding of the raw big-endian pixels
+//! into physical values `raw * BSCALE + BZERO` (FITS 4.0 §5.3), with BLANK → NaN for integer
+//! data and the unsigned conventions (BZERO = 2^15, 2^31, 2^63; BITPIX 8 with BZERO = -128
+//! for signed bytes) computed exactly.
+
+use super::file::{FitsFile, Hdu, HduKind};
+use super::{FitsError, Result};
+
+/// The BITPIX values of FITS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bitpix {
+    U8,
+    I16,
+    I32,
+    I64,
+    F32,
+    F64,
+}
+
+impl Bitpix {
+    pub fn from_value(v: i64) -> Option<Bitpix> {
+        Some(match v {
+            8 => Bitpix::U8,
+            16 => Bitpix::I16,
+            32 => Bitpix::I32,
+            64 => Bitpix::I64,
+            -32 => Bitpix::F32,
+            -64 => Bitpix::F64,
+            _ => return None,
+        })
+    }
+
+    pub fn value(self) -> i64 {
+        match self {
+            Bitpix::U8 => 8,
+            Bitpix::I16 => 16,
+            Bitpix::I32 => 32,
+            Bitpix::I64 => 64,
+            Bitpix::F32 => -32,
+            Bitpix::F64 => -64,
+        }
+    }
+
+    pub fn bytes(self) -> usize {
+        (self.value().unsigned_abs() / 8) as usize
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, Bitpix::F32 | Bitpix::F64)
+    }
+}
+
+/// How an image HDU's data unit is laid out and scaled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageLayout {
+    pub bitpix: Bitpix,
+    /// NAXIS1, NAXIS2, ... (NAXIS1 varies fastest).
+    pub axes: Vec<usize>,
+    pub bscale: f64,
+    pub bzero: f64,
+    /// BLANK, for integer data only.
+    pub blank: Option<i64>,
+}
+
+impl ImageLayout {
+    /// Reads the layout of an image HDU (primary or IMAGE extension).
+    pub fn from_hdu(path: &str, hdu: &Hdu) -> Result<Self> {
+        let bad = |message: String| FitsError::Header {
+            path: path.to_string(),
+            hdu: hdu.index,
+            message,
+        };
+        match hdu.kind {
+            HduKind::Primary | HduKind::Image => {}
+            HduKind::CompressedImage => {
+                return Err(FitsError::Unsupported {
+                    path: path.to_string(),
+                    hdu: hdu.index,
+                    what: format!(
+                        "tile-compressed image ({})",
+                        hdu.header.str("ZCMPTYPE").unwrap_or("unknown ZCMPTYPE")
+                    ),
+                });
+            }
+            _ => {
+                return Err(FitsError::NotImage {
+                    path: path.to_string(),
+                    hdu: hdu.index,
+                });
+            }
+        }
+        let h = &hdu.header;
+        let bp = h.i64("BITPIX").ok_or_else(|| bad("no BITPIX".into()))?;
+        let bitpix = Bitpix::from_value(bp).ok_or_else(|| bad(format!("BITPIX = {bp}")))?;
+        let naxis = h.i64("NAXIS").ok_or_else(|| bad("no NAXIS".into()))?;
+        if !(0..=999).contains(&naxis) {
+            return Err(bad(format!("NAXIS = {naxis}")));
+        }
+        let mut axes = Vec::with_capacity(naxis as usize);
+        for i in 1..=naxis {
+            let key = format!("NAXIS{i}");
+            let n = h.i64(&key).ok_or_else(|| bad(format!("no {key}")))?;
+            if n < 0 {
+                return Err(bad(format!("{key} = {n}")));
+            }
+            axes.push(n as usize);
+        }
+        let bscale = h.f64("BSCALE").unwrap_or(1.0);
+        let bzero = h.f64("BZERO").unwrap_or(0.0);
+        if !bscale.is_finite() || !bzero.is_finite() || bscale == 0.0 {
+            return Err(bad(format!("BSCALE = {bscale}, BZERO = {bzero}")));
+        }
+        let blank = if bitpix.is_float() {
+            None
+        } else {
+            h.i64("BLANK")
+        };
+        Ok(ImageLayout {
+            bitpix,
+            axes,
+            bscale,
+            bzero,
+            blank,
+        })
+    }
+
+    /// Number of pixels (0 for NAXIS = 0), or `None` on overflow.
+    pub fn n_pixels(&self) -> Option<usize> {
+        if self.axes.is_empty() {
+            return Some(0);
+        }
+        self.axes
+            .iter()
+            .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+    }
+
+    /// Width and height of the celestial plane, and the number of planes along the further
+    /// axes (1 when they are all degenerate).
+    pub fn plane_shape(&self) -> Option<(usize, usize, usize)> {
+        if self.axes.len() < 2 {
+            return None;
+        }
+        let planes = self.axes[2..]
+            .iter()
+            .try_fold(1usize, |acc, &n| acc.checked_mul(n))?;
+        Some((self.axes[0], self.axes[1], planes))
+    }
+}
+
+/// A decoded 2-D image plane in physical units, row-major (`height` rows of `width`).
+#[derive(Debug, Clone)]
+pub struct ImageData<T> {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<T>,
+}
+
+/// Pixel types images decode into.
+pub trait Sample: Copy + Send + Sync + 'static {
+    fn from_f64(v: f64) -> Self;
+    fn from_f32(v: f32) -> Self;
+    const NAN: Self;
+}
+
+impl Sample for f32 {
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    #[inline]
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    const NAN: Self = f32::NAN;
+}
+
+impl Sample for f64 {
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    #[inline]
+    fn from_f32(v: f32) -> Self {
+        v as f64
+    }
+    const NAN: Self = f64::NAN;
+}
+
+impl FitsFile {
+    /// Decodes plane `plane` (0 for a 2-D image) of an image HDU into physical values.
+    pub fn read_plane<T: Sample>(&self, hdu: &Hdu, plane: usize) -> Result<ImageData<T>> {
+        let layout = ImageLayout::from_hdu(&self.path, hdu)?;
+        let (width, height, planes) = layout.plane_shape().ok_or_else(|| FitsError::Header {
+            path: self.path.clone(),
+            hdu: hdu.index,
+            message: format!("not a 2-D image (NAXIS = {})", layout.axes.len()),
+        })?;
+        let too_big = || FitsError::Header {
+            path: self.path.clone(),
+            hdu: hdu.index,
+            message: format!("image dimensions {:?} overflow", layout.axes),
+        };
+        if plane >= planes {
+            return Err(FitsError::Header {
+                path: self.path.clone(),
+                hdu: hdu.index,
+                message: format!("plane {plane} requested, the image has {planes}"),
+            });
+        }
+        let n = width.checked_mul(height).ok_or_else(too_big)?;
+        let nbytes = n.checked_mul(layout.bitpix.bytes()).ok_or_else(too_big)?;
+        let start = (hdu.data_offset as usize)
+            .checked_add(plane.checked_mul(nbytes).ok_or_else(too_big)?)
+            .ok_or_else(too_big)?;
+        let end = start.checked_add(nbytes).ok_or_else(too_big)?;
+        if end > self.bytes.len() {
+            return Err(FitsError::Truncated {
+                path: self.path.clone(),
+                hdu: hdu.index,
+                offset: start as u64,
+                needed: nbytes as u64,
+                available: self.bytes.len().saturating_sub(start) as u64,
+            });
+        }
+        let mut pixels = Vec::with_capacity(n);
+        decode(&self.bytes[start..end], &layout, &mut pixels);
+        Ok(ImageData {
+            width,
+            height,
+            pixels,
+        })
+    }
+}
+
+/// Appends the physical values of `raw` (big-endian pixels of `layout.bitpix`) to `out`.
+pub fn decode<T: Sample>(raw: &[u8], layout: &ImageLayout, out: &mut Vec<T>) {
+    let (bscale, bzero) = (layout.bscale, layout.bzero);
+    let identity = bscale == 1.0 && bzero == 0.0;
+    match layout.bitpix {
+        Bitpix::U8 => {
+            let blank = layout.blank;
+            out.extend(raw.iter().map(|&b| {
+                if blank == Some(b as i64) {
+                    T::NAN
+                } else {
+                    T::from_f64(b as f64 * bscale + bzero)
+                }
+            }));
+        }
+        Bitpix::I16 => {
+            let blank = layout.blank;
+            out.extend(raw.chunks_exact(2).map(|c| {
+                let v = i16::from_be_bytes([c[0], c[1]]);
+                if blank == Some(v as i64) {
+                    T::NAN
+                } else {
+                    T::from_f64(v as f64 * bscale + bzero)
+                }
+            }));
+        }
+        Bitpix::I32 => {
+            let blank = layout.blank;
+            out.extend(raw.chunks_exact(4).map(|c| {
+                let v = i32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+                if blank == Some(v as i64) {
+                    T::NAN
+                } else {
+                    T::from_f64(v as f64 * bscale + bzero)
+                }
+            }));
+        }
+        Bitpix::I64 => {
+            let blank = layout.blank;
+            // Unsigned 64-bit convention: BZERO = 2^63 exactly, BSCALE = 1. Flip the sign bit in
+            // integer arithmetic, since v + 2^63 is not exact in f64 arithmetic order.
+            let unsigned = bscale == 1.0 && bzero == 9_223_372_036_854_775_808.0;
+            out.extend(raw.chunks_exact(8).map(|c| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                let v = i64::from_be_bytes(b);
+                if blank == Some(v) {
+                    T::NAN
+                } else if unsigned {
+                    T::from_f64(((v as u64) ^ (1u64 << 63)) as f64)
+                } else {
+                    T::from_f64(v as f64 * bscale + bzero)
+                }
+            }));
+        }
+        Bitpix::F32 => {
+            if identity {
+                out.extend(
+                    raw.chunks_exact(4)
+                        .map(|c| T::from_f32(f32::from_be_bytes([c[0], c[1], c[2], c[3]]))),
+                );
+            } else {
+                out.extend(raw.chunks_exact(4).map(|c| {
+                    let v = f32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f64;
+                    T::from_f64(v * bscale + bzero)
+                }));
+            }
+        }
+        Bitpix::F64 => {
+            out.extend(raw.chunks_exact(8).map(|c| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                let v = f64::from_be_bytes(b);
+                T::from_f64(if identity { v } else { v * bscale + bzero })
+            }));
+        }
+    }
+}

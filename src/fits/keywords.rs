@@ -1,0 +1,162 @@
+//! Observation metadata from the usual header keywords (with the primary header as fallback
+//! for extensions, as the INHERIT convention and most multi-extension files expect), and
+//! FITS date strings to MJD / Unix time.
+
+use super::Header;
+
+/// Looks a keyword up in the HDU's header, then in the primary header.
+pub struct Keywords<'a> {
+    pub hdu: &'a Header,
+    pub primary: Option<&'a Header>,
+}
+
+impl<'a> Keywords<'a> {
+    fn first<T>(&self, keys: &[&str], get: impl Fn(&'a Header, &str) -> Option<T>) -> Option<T> {
+        for h in std::iter::once(self.hdu).chain(self.primary) {
+            for k in keys {
+                if let Some(v) = get(h, k) {
+                    return Some(v);
+                }
+            }
+        }
+        None
+    }
+
+    pub fn string(&self, keys: &[&str]) -> Option<String> {
+        self.first(keys, |h, k| {
+            h.str(k)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        })
+    }
+
+    pub fn number(&self, keys: &[&str]) -> Option<f64> {
+        self.first(keys, |h, k| h.f64(k).filter(|v| v.is_finite()))
+    }
+
+    pub fn object(&self) -> Option<String> {
+        self.string(&["OBJECT"])
+    }
+    pub fn telescope(&self) -> Option<String> {
+        self.string(&["TELESCOP"])
+    }
+    pub fn instrument(&self) -> Option<String> {
+        self.string(&["INSTRUME"])
+    }
+    pub fn filter(&self) -> Option<String> {
+        self.string(&["FILTER", "FILTER1", "FILTNAM1", "FILTNAM", "FILTER2"])
+    }
+    pub fn exptime(&self) -> Option<f64> {
+        self.number(&["EXPTIME", "EXPOSURE", "ITIME"])
+    }
+    pub fn gain(&self) -> Option<f64> {
+        self.number(&["GAIN", "EGAIN", "CCDGAIN"])
+            .filter(|g| *g > 0.0)
+    }
+    pub fn saturation(&self) -> Option<f64> {
+        self.number(&["SATURATE", "SATLEVEL", "DATAMAX"])
+    }
+    pub fn zero_point(&self) -> Option<f64> {
+        self.number(&["MAGZERO", "MAGZPT", "ZEROPT", "PHOTZP"])
+    }
+
+    /// Start of the exposure as MJD: MJD-OBS, else DATE-OBS (with TIME-OBS/UT when the date
+    /// has no time part).
+    pub fn mjd_obs(&self) -> Option<f64> {
+        if let Some(m) = self.number(&["MJD-OBS", "MJD_OBS"]) {
+            return Some(m);
+        }
+        let date = self.string(&["DATE-OBS", "DATE_OBS"])?;
+        let mut mjd = parse_fits_date(&date)?;
+        if !date.contains('T')
+            && let Some(t) = self.string(&["TIME-OBS", "UT", "UTSTART", "UT-START"])
+            && let Some(sec) = parse_hms(&t)
+        {
+            mjd += sec / 86400.0;
+        }
+        Some(mjd)
+    }
+}
+
+/// MJD of a FITS date: `YYYY-MM-DD[Thh:mm:ss[.sss]]` or the old `DD/MM/YY` (19YY).
+pub fn parse_fits_date(s: &str) -> Option<f64> {
+    let s = s.trim().trim_end_matches('Z');
+    if let Some((d, m, y)) = parse_old_date(s) {
+        return Some(mjd_from_civil(y, m, d));
+    }
+    let (date, time) = s.split_once('T').unwrap_or((s, ""));
+    let mut it = date.split('-');
+    let y: i64 = it.next()?.parse().ok()?;
+    let m: i64 = it.next()?.parse().ok()?;
+    let d: i64 = it.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let mut mjd = mjd_from_civil(y, m, d);
+    if !time.is_empty() {
+        mjd += parse_hms(time)? / 86400.0;
+    }
+    Some(mjd)
+}
+
+fn parse_old_date(s: &str) -> Option<(i64, i64, i64)> {
+    let mut it = s.split('/');
+    let d: i64 = it.next()?.trim().parse().ok()?;
+    let m: i64 = it.next()?.trim().parse().ok()?;
+    let y: i64 = it.next()?.trim().parse().ok()?;
+    if it.next().is_some()
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || !(0..100).contains(&y)
+    {
+        return None;
+    }
+    Some((d, m, 1900 + y))
+}
+
+/// Seconds of day from `hh:mm:ss[.sss]`.
+fn parse_hms(s: &str) -> Option<f64> {
+    let mut it = s.trim().split(':');
+    let h: f64 = it.next()?.parse().ok()?;
+    let m: f64 = it.next().unwrap_or("0").parse().ok()?;
+    let sec: f64 = it.next().unwrap_or("0").parse().ok()?;
+    let total = h * 3600.0 + m * 60.0 + sec;
+    (0.0..=86_401.0).contains(&total).then_some(total)
+}
+
+/// MJD at 0h UTC of a Gregorian calendar date.
+pub fn mjd_from_civil(y: i64, m: i64, d: i64) -> f64 {
+    // Days from 1970-01-01 (Howard Hinnant's algorithm), then MJD = days + 40587.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days as f64 + 40_587.0
+}
+
+/// Microseconds since the Unix epoch of an MJD (UTC, leap seconds ignored).
+pub fn mjd_to_unix_us(mjd: f64) -> i64 {
+    ((mjd - 40_587.0) * 86_400e6).round() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(mjd_from_civil(1858, 11, 17), 0.0);
+        assert_eq!(mjd_from_civil(2000, 1, 1), 51_544.0);
+        assert_eq!(parse_fits_date("2000-01-01T12:00:00"), Some(51_544.5));
+        assert_eq!(
+            parse_fits_date("24/12/95"),
+            Some(mjd_from_civil(1995, 12, 24))
+        );
+        assert_eq!(parse_fits_date("2021-13-01"), None);
+        assert_eq!(mjd_to_unix_us(40_587.0), 0);
+    }
+}

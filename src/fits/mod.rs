@@ -1,0 +1,77 @@
+//! FITS reading (Pence et al. 2010, FITS Standard 4.0).
+//!
+//! Division of labour with `fitsrs` 0.4:
+//! - **fitsrs**: header card parsing (including CONTINUE and HIERARCH) and HDU iteration
+//!   (data offsets and sizes), in [`file`].
+//! - **ours**: whole-file gzip ([`file`]), the typed header view ([`header`]), pixel decoding
+//!   with BZERO/BSCALE/BLANK and the unsigned-integer conventions, and the truncation check
+//!   that fitsrs does not make ([`image`]); a small writer for tests, demo frames and
+//!   calibration masters ([`writer`]). fitsrs applies no scaling and silently returns fewer
+//!   pixels for a short file, so image data is decoded here straight from the raw bytes.
+//!
+//! Tile-compressed images (ZIMAGE) are recognised and reported as unsupported for now: fitsrs
+//! mis-decodes 16- and 8-bit tiles, so they need our own codecs.
+
+pub mod file;
+pub mod header;
+pub mod image;
+pub mod keywords;
+pub mod writer;
+
+pub use file::{FitsFile, Hdu, HduKind};
+pub use header::{Card, Header, HeaderValue};
+pub use image::{Bitpix, ImageData, ImageLayout};
+
+/// Everything that can go wrong reading a FITS file. Each variant names the file (and the HDU
+/// where it applies) so that an ingest report can say exactly what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum FitsError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid gzip stream: {source}")]
+    Gzip {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: decompressed size exceeds the limit of {limit} bytes")]
+    TooLarge { path: String, limit: u64 },
+    #[error("{path}: not a FITS file (does not start with SIMPLE  =)")]
+    NotFits { path: String },
+    #[error("{path}: HDU {hdu}: bad header: {message}")]
+    Header {
+        path: String,
+        hdu: usize,
+        message: String,
+    },
+    #[error(
+        "{path}: HDU {hdu}: truncated: the data unit needs {needed} bytes at offset {offset}, the file has {available}"
+    )]
+    Truncated {
+        path: String,
+        hdu: usize,
+        offset: u64,
+        needed: u64,
+        available: u64,
+    },
+    #[error("{path}: HDU {hdu}: {what} is not supported yet")]
+    Unsupported {
+        path: String,
+        hdu: usize,
+        what: String,
+    },
+    #[error("{path}: HDU {hdu}: not an image HDU")]
+    NotImage { path: String, hdu: usize },
+    #[error("{path}: no HDU {hdu} (the file has {count})")]
+    NoSuchHdu {
+        path: String,
+        hdu: usize,
+        count: usize,
+    },
+}
+
+pub type Result<T, E = FitsError> = std::result::Result<T, E>;

@@ -1,0 +1,387 @@
+//! `astropipe ingest`: FITS files in, a committed catalog increment out.
+//!
+//! - [`inputs`]: expand files, directories and globs;
+//! - [`pipeline`]: one image HDU → exposure and source rows (rayon, one task per HDU);
+//! - [`report`]: the summary and the exit status.
+//!
+//! Inputs are processed in chunks; each chunk becomes one increment: its Parquet files are
+//! written first, then its commit record. An input whose content hash is already committed is
+//! skipped, so re-running an ingest is a no-op for what it already did.
+
+pub mod inputs;
+pub mod pipeline;
+pub mod report;
+
+use crate::catalog::{
+    self, CatalogError, CommitRecord, EXPOSURES, InputEntry, SOURCES, commit, schema,
+};
+use crate::image::ExtractOptions;
+use crate::storage::{Location, StorageError};
+use crate::telemetry::metrics;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pipeline::FileOutcome;
+use rayon::prelude::*;
+pub use report::{IngestReport, Problem};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Commit(#[from] catalog::CommitError),
+    #[error("processing was interrupted: {0}")]
+    Join(String),
+}
+
+/// Settings of one ingest run.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub inputs: Vec<String>,
+    pub catalog: String,
+    pub extract: ExtractOptions,
+    /// Files per increment (and per commit).
+    pub chunk_files: usize,
+    /// Show a progress bar (only drawn on a terminal).
+    pub progress: bool,
+}
+
+impl IngestOptions {
+    pub fn new(inputs: Vec<String>, catalog: impl Into<String>) -> Self {
+        IngestOptions {
+            inputs,
+            catalog: catalog.into(),
+            extract: ExtractOptions::default(),
+            chunk_files: 64,
+            progress: false,
+        }
+    }
+}
+
+/// One processed input file.
+struct Processed {
+    uri: String,
+    sha256: String,
+    outcome: Result<FileOutcome, String>,
+}
+
+/// Runs an ingest: expands the inputs, processes new files in parallel and commits them.
+pub async fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
+    let started = Instant::now();
+    let loc = Location::open(&opts.catalog)?;
+    let (files, unmatched) = inputs::expand(&opts.inputs);
+    let mut report = IngestReport {
+        catalog: loc.uri.clone(),
+        files: files.len(),
+        ..Default::default()
+    };
+    for u in unmatched {
+        report.failures.push(Problem {
+            input: u.input,
+            hdu: None,
+            reason: u.reason,
+        });
+    }
+    let bar = if opts.progress {
+        ProgressBar::with_draw_target(Some(files.len() as u64), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} files {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let chunk = opts.chunk_files.max(1);
+    for paths in files.chunks(chunk) {
+        let snap = commit::snapshot(&loc).await?;
+        let known: HashSet<String> = snap.inputs.keys().cloned().collect();
+        let paths: Vec<PathBuf> = paths.to_vec();
+        let extract = opts.extract.clone();
+        let bar2 = bar.clone();
+        let processed = tokio::task::spawn_blocking(move || {
+            paths
+                .par_iter()
+                .map(|p| {
+                    let r = process_path(p, &known, &extract);
+                    bar2.inc(1);
+                    r
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| IngestError::Join(e.to_string()))?;
+        let mut fresh: Vec<Processed> = Vec::new();
+        for p in processed {
+            match p {
+                None => report.files_already_ingested += 1,
+                Some(p) => {
+                    // The same content under two names is one input.
+                    let twin = fresh
+                        .iter()
+                        .find(|q| !p.sha256.is_empty() && q.sha256 == p.sha256);
+                    if let Some(q) = twin {
+                        report.files_already_ingested += 1;
+                        report.warnings.push(Problem {
+                            input: p.uri.clone(),
+                            hdu: None,
+                            reason: format!("same content as {}: ingested once", q.uri),
+                        });
+                    } else {
+                        fresh.push(p);
+                    }
+                }
+            }
+        }
+        account(&mut report, &fresh);
+        if let Some(v) = commit_chunk(&loc, fresh).await? {
+            report.versions.push(v);
+        }
+        bar.set_message(format!("{} sources", report.sources));
+    }
+    bar.finish_and_clear();
+    report.seconds = started.elapsed().as_secs_f64();
+    let m = metrics();
+    m.ingest_files
+        .with_label_values(&["ingested"])
+        .inc_by(report.files_ingested as u64);
+    m.ingest_files
+        .with_label_values(&["already_ingested"])
+        .inc_by(report.files_already_ingested as u64);
+    m.ingest_files
+        .with_label_values(&["failed"])
+        .inc_by(report.files_failed as u64);
+    m.ingest_sources.inc_by(report.sources as u64);
+    Ok(report)
+}
+
+/// Reads, hashes and processes one file. `None` when its content is already committed.
+fn process_path(
+    path: &std::path::Path,
+    known: &HashSet<String>,
+    opts: &ExtractOptions,
+) -> Option<Processed> {
+    let uri = path.display().to_string();
+    let t0 = Instant::now();
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            return Some(Processed {
+                uri: uri.clone(),
+                sha256: String::new(),
+                outcome: Err(format!("cannot read: {e}")),
+            });
+        }
+    };
+    let sha256 = pipeline::content_hash(&bytes);
+    if known.contains(&sha256) {
+        return None;
+    }
+    metrics().ingest_bytes.inc_by(bytes.len() as u64);
+    let outcome = match crate::fits::FitsFile::from_bytes(uri.clone(), bytes) {
+        Ok(f) => Ok(pipeline::process_file(&f, &uri, &sha256, opts)),
+        Err(e) => Err(e.to_string()),
+    };
+    metrics()
+        .ingest_stage_seconds
+        .with_label_values(&["file"])
+        .observe(t0.elapsed().as_secs_f64());
+    Some(Processed {
+        uri,
+        sha256,
+        outcome,
+    })
+}
+
+fn account(report: &mut IngestReport, fresh: &[Processed]) {
+    for p in fresh {
+        match &p.outcome {
+            Err(reason) => {
+                report.files_failed += 1;
+                metrics()
+                    .ingest_failures
+                    .with_label_values(&[failure_kind(reason)])
+                    .inc();
+                report.failures.push(Problem {
+                    input: p.uri.clone(),
+                    hdu: None,
+                    reason: reason.clone(),
+                });
+            }
+            Ok(o) => {
+                if o.exposures.is_empty() {
+                    report.files_failed += 1;
+                    let reason = if o.failed.is_empty() {
+                        "no image data in the file".to_string()
+                    } else {
+                        "no image HDU could be processed".to_string()
+                    };
+                    metrics()
+                        .ingest_failures
+                        .with_label_values(&["no_image"])
+                        .inc();
+                    report.failures.push(Problem {
+                        input: p.uri.clone(),
+                        hdu: None,
+                        reason,
+                    });
+                } else {
+                    report.files_ingested += 1;
+                    report.hdus += o.exposures.len();
+                    report.sources += o.sources.len();
+                }
+                for f in &o.failed {
+                    metrics()
+                        .ingest_failures
+                        .with_label_values(&[failure_kind(&f.reason)])
+                        .inc();
+                    report.failures.push(Problem {
+                        input: p.uri.clone(),
+                        hdu: Some(f.hdu),
+                        reason: f.reason.clone(),
+                    });
+                }
+                for w in &o.warnings {
+                    report.warnings.push(Problem {
+                        input: p.uri.clone(),
+                        hdu: None,
+                        reason: w.clone(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A short, bounded label for the failure metric.
+fn failure_kind(reason: &str) -> &'static str {
+    if reason.contains("not supported") {
+        "unsupported"
+    } else if reason.contains("truncated") {
+        "truncated"
+    } else if reason.contains("not a FITS") || reason.contains("header") {
+        "bad_fits"
+    } else if reason.contains("cannot read") {
+        "io"
+    } else {
+        "other"
+    }
+}
+
+/// Writes the increment of the good files of a chunk and commits it. On a lost race the
+/// fresh snapshot is re-read; inputs another writer committed meanwhile are dropped and the
+/// files rewritten without them, so a content hash is never committed twice.
+async fn commit_chunk(loc: &Location, fresh: Vec<Processed>) -> Result<Option<u64>, IngestError> {
+    let mut good: Vec<(String, String, FileOutcome)> = fresh
+        .into_iter()
+        .filter_map(|p| match p.outcome {
+            Ok(o) if !o.exposures.is_empty() => Some((p.uri, p.sha256, o)),
+            _ => None,
+        })
+        .collect();
+    const MAX_ATTEMPTS: usize = 64;
+    for _ in 0..MAX_ATTEMPTS {
+        let snap = commit::snapshot(loc).await?;
+        good.retain(|(_, sha, _)| !snap.inputs.contains_key(sha));
+        if good.is_empty() {
+            return Ok(None);
+        }
+        let t0 = Instant::now();
+        let run_id = new_run_id();
+        let exposures: Vec<_> = good
+            .iter()
+            .flat_map(|g| g.2.exposures.iter().cloned())
+            .collect();
+        let sources: Vec<_> = good
+            .iter()
+            .flat_map(|g| g.2.sources.iter().cloned())
+            .collect();
+        let eb = schema::exposures_batch(&exposures).map_err(|source| CatalogError::Batch {
+            table: EXPOSURES.into(),
+            source,
+        })?;
+        let sb = schema::sources_batch(&sources).map_err(|source| CatalogError::Batch {
+            table: SOURCES.into(),
+            source,
+        })?;
+        let mut add =
+            vec![catalog::put_increment_file(loc, EXPOSURES, &run_id, &eb, "exposure_id").await?];
+        if sb.num_rows() > 0 {
+            add.push(
+                catalog::put_increment_file(loc, SOURCES, &run_id, &sb, schema::HEALPIX_29).await?,
+            );
+        }
+        metrics()
+            .ingest_stage_seconds
+            .with_label_values(&["write"])
+            .observe(t0.elapsed().as_secs_f64());
+        let record = CommitRecord {
+            version: snap.version + 1,
+            run_id: run_id.clone(),
+            created_at: chrono_now(),
+            pipeline_version: env!("CARGO_PKG_VERSION").to_string(),
+            add,
+            remove: Vec::new(),
+            inputs: good
+                .iter()
+                .map(|(uri, sha, o)| InputEntry {
+                    sha256: sha.clone(),
+                    uri: uri.clone(),
+                    exposure_ids: o.exposures.iter().map(|e| e.exposure_id).collect(),
+                })
+                .collect(),
+        };
+        if commit::try_put(loc, &record).await? {
+            return Ok(Some(record.version));
+        }
+        // Lost the race for this version: the files just written stay uncommitted (invisible).
+    }
+    Err(catalog::CommitError::Contended {
+        uri: loc.uri.clone(),
+        attempts: MAX_ATTEMPTS,
+    }
+    .into())
+}
+
+fn new_run_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}-{}", now.as_secs(), uuid::Uuid::new_v4().simple())
+}
+
+/// The current UTC time as RFC 3339 (seconds precision).
+pub fn chrono_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    let days = now.div_euclid(86_400);
+    let secs = now.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60
+    )
+}
+
+/// Gregorian date of a day count since 1970-01-01 (Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}

@@ -1,0 +1,273 @@
+//! The per-image pipeline: FITS bytes → image planes → extraction → astrometry → catalog rows.
+//! One rayon task per image HDU.
+
+use crate::catalog::schema::{ExposureRow, SourceRow};
+use crate::fits::keywords::{Keywords, mjd_to_unix_us};
+use crate::fits::{FitsError, FitsFile, Hdu, HduKind, ImageLayout};
+use crate::image::{self, ExtractOptions, flags, quality};
+use crate::wcs::Wcs;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+/// Why an HDU was not processed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HduProblem {
+    pub hdu: usize,
+    pub reason: String,
+}
+
+/// What one input file produced.
+#[derive(Debug, Default)]
+pub struct FileOutcome {
+    pub exposures: Vec<ExposureRow>,
+    pub sources: Vec<SourceRow>,
+    /// Image HDUs that could not be processed.
+    pub failed: Vec<HduProblem>,
+    /// Problems that did not stop the file (e.g. a damaged HDU after good ones).
+    pub warnings: Vec<String>,
+}
+
+/// Hex SHA-256 of a file's bytes: the identity of an input.
+pub fn content_hash(bytes: &[u8]) -> String {
+    let d = Sha256::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Stable exposure id: 63 bits of SHA-256 over the file hash and the HDU index.
+pub fn exposure_id(file_sha256: &str, hdu: usize) -> i64 {
+    let d = Sha256::digest(format!("{file_sha256}:{hdu}").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    (u64::from_be_bytes(b) >> 1) as i64
+}
+
+/// The rows of one processed HDU (`None` for an HDU without an image).
+type HduRows = Option<(ExposureRow, Vec<SourceRow>)>;
+
+/// Processes every image HDU of a parsed file.
+pub fn process_file(
+    file: &FitsFile,
+    file_uri: &str,
+    file_sha256: &str,
+    opts: &ExtractOptions,
+) -> FileOutcome {
+    let mut out = FileOutcome::default();
+    if let Some(e) = &file.trailing_error {
+        out.warnings.push(e.to_string());
+    }
+    let primary = file.hdus.first().map(|h| &h.header);
+    let results: Vec<(usize, Result<HduRows, FitsError>)> = file
+        .hdus
+        .par_iter()
+        .map(|hdu| {
+            let r = process_hdu(file, hdu, primary, file_uri, file_sha256, opts);
+            (hdu.index, r)
+        })
+        .collect();
+    for (hdu, r) in results {
+        match r {
+            Ok(Some((e, s))) => {
+                out.exposures.push(e);
+                out.sources.extend(s);
+            }
+            Ok(None) => {}
+            Err(e) => out.failed.push(HduProblem {
+                hdu,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    out
+}
+
+/// Processes one HDU; `Ok(None)` for HDUs that hold no image (tables, NAXIS = 0).
+fn process_hdu(
+    file: &FitsFile,
+    hdu: &Hdu,
+    primary: Option<&crate::fits::Header>,
+    file_uri: &str,
+    file_sha256: &str,
+    opts: &ExtractOptions,
+) -> Result<HduRows, FitsError> {
+    match hdu.kind {
+        HduKind::BinTable | HduKind::AsciiTable => return Ok(None),
+        HduKind::Primary | HduKind::Image | HduKind::CompressedImage => {}
+    }
+    let layout = ImageLayout::from_hdu(&file.path, hdu)?;
+    if layout.n_pixels() == Some(0) {
+        return Ok(None);
+    }
+    let (width, height, planes) = layout.plane_shape().ok_or_else(|| FitsError::Unsupported {
+        path: file.path.clone(),
+        hdu: hdu.index,
+        what: format!("a {}-dimensional image", layout.axes.len()),
+    })?;
+    if planes > 1 {
+        return Err(FitsError::Unsupported {
+            path: file.path.clone(),
+            hdu: hdu.index,
+            what: format!("a data cube ({planes} planes of {width}x{height})"),
+        });
+    }
+    let data = file.read_plane::<f32>(hdu, 0)?;
+    let kw = Keywords {
+        hdu: &hdu.header,
+        primary: if hdu.index == 0 { None } else { primary },
+    };
+    let mut ex_opts = opts.clone();
+    if ex_opts.saturation.is_none() {
+        ex_opts.saturation = kw.saturation();
+    }
+    if ex_opts.measure.gain.is_none() {
+        ex_opts.measure.gain = kw.gain();
+    }
+    let extraction = image::extract(data.pixels, width, height, &ex_opts);
+    let q = quality::quality(&extraction);
+    let (wcs, wcs_status) = match Wcs::from_header(&hdu.header) {
+        Ok(w) => (Some(w), "ok".to_string()),
+        Err(e) => (None, e.to_string()),
+    };
+    let exposure_id = exposure_id(file_sha256, hdu.index);
+    let mjd = kw.mjd_obs();
+    let filter = kw.filter();
+    let zp = kw.zero_point();
+    let sky = |x: f64, y: f64| wcs.as_ref().and_then(|w| w.pix2icrs(x, y));
+    let (wf, hf) = (width as f64, height as f64);
+    let corners = [
+        (0.0, 0.0),
+        (wf - 1.0, 0.0),
+        (wf - 1.0, hf - 1.0),
+        (0.0, hf - 1.0),
+    ];
+    let footprint = corners
+        .iter()
+        .map(|&(x, y)| sky(x, y))
+        .collect::<Option<Vec<_>>>()
+        .map(|v| [v[0], v[1], v[2], v[3]]);
+    let centre = sky((wf - 1.0) / 2.0, (hf - 1.0) / 2.0);
+    let scale = wcs
+        .as_ref()
+        .and_then(|w| local_jacobian(w, (wf - 1.0) / 2.0, (hf - 1.0) / 2.0))
+        .map(|j| (j[0][0] * j[1][1] - j[0][1] * j[1][0]).abs().sqrt() * 3600.0);
+    let limiting_mag = zp.map(|zp| {
+        let r = q.fwhm_pix.unwrap_or(3.0).max(1.5);
+        zp - 2.5 * (5.0 * q.background_rms * std::f64::consts::PI.sqrt() * r).log10()
+    });
+    let sources: Vec<SourceRow> = extraction
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let m = &s.m;
+            let pos = sky(m.x, m.y);
+            let (ra_err, dec_err) =
+                match (pos, wcs.as_ref().and_then(|w| local_jacobian(w, m.x, m.y))) {
+                    (Some(_), Some(j)) => {
+                        let sra = (j[0][0].powi(2) * m.err_x2 + j[0][1].powi(2) * m.err_y2).sqrt()
+                            * 3600.0;
+                        let sdec = (j[1][0].powi(2) * m.err_x2 + j[1][1].powi(2) * m.err_y2).sqrt()
+                            * 3600.0;
+                        (Some(sra), Some(sdec))
+                    }
+                    _ => (None, None),
+                };
+            let mut fl = m.flags;
+            if pos.is_none() {
+                fl |= flags::NO_WCS;
+            }
+            let mag = zp.and_then(|zp| astropipe_udfs::photometry::flux_to_mag(m.flux_auto, zp));
+            SourceRow {
+                source_id: format!("{exposure_id:016x}-{:06}", i + 1),
+                exposure_id,
+                ra: pos.map(|p| p.0),
+                dec: pos.map(|p| p.1),
+                ra_err,
+                dec_err,
+                x: m.x,
+                y: m.y,
+                a: m.a,
+                b: m.b,
+                theta: m.theta_deg,
+                flux_auto: m.flux_auto,
+                flux_auto_err: m.flux_auto_err,
+                flux_aper: m.flux_aper.clone(),
+                flux_aper_err: m.flux_aper_err.clone(),
+                flux_iso: m.flux_iso,
+                mag_auto: mag,
+                mag_auto_err: mag
+                    .map(|_| 2.5 / std::f64::consts::LN_10 * m.flux_auto_err / m.flux_auto),
+                kron_radius: m.kron_radius,
+                fwhm: m.fwhm.is_finite().then_some(m.fwhm),
+                ellipticity: m.ellipticity().is_finite().then(|| m.ellipticity()),
+                peak: m.peak,
+                background: s.background,
+                npix: m.npix as i32,
+                snr: m.snr().is_finite().then(|| m.snr()),
+                flags: fl,
+                mjd_obs: mjd,
+                filter: filter.clone(),
+                healpix_29: pos
+                    .and_then(|(ra, dec)| astropipe_udfs::healpix::nested_index(29, ra, dec)),
+            }
+        })
+        .collect();
+    let exposure = ExposureRow {
+        exposure_id,
+        file_uri: file_uri.to_string(),
+        file_sha256: file_sha256.to_string(),
+        hdu: hdu.index as i32,
+        object: kw.object(),
+        telescope: kw.telescope(),
+        instrument: kw.instrument(),
+        filter,
+        exptime: kw.exptime(),
+        date_obs_us: mjd.map(mjd_to_unix_us),
+        mjd_obs: mjd,
+        naxis1: width as i32,
+        naxis2: height as i32,
+        ra_center: centre.map(|c| c.0),
+        dec_center: centre.map(|c| c.1),
+        footprint,
+        pixel_scale_arcsec: scale,
+        wcs_status,
+        background_level: Some(q.background_level),
+        background_rms: Some(q.background_rms),
+        fwhm_pix: q.fwhm_pix,
+        fwhm_arcsec: q.fwhm_pix.zip(scale).map(|(f, s)| f * s),
+        ellipticity: q.ellipticity,
+        n_sources: sources.len() as i64,
+        zero_point: zp,
+        limiting_mag,
+        aperture_radii: opts.measure.aperture_radii.clone(),
+        pipeline_version: env!("CARGO_PKG_VERSION").to_string(),
+        processed_at_us: now_us(),
+        header_json: hdu.header.to_json().to_string(),
+    };
+    Ok(Some((exposure, sources)))
+}
+
+/// ∂(α cos δ, δ)/∂(x, y) in degrees per pixel, by central differences (includes SIP).
+fn local_jacobian(w: &Wcs, x: f64, y: f64) -> Option<[[f64; 2]; 2]> {
+    let h = 0.5;
+    let (_, dec0) = w.pix2icrs(x, y)?;
+    let cosd = dec0.to_radians().cos();
+    let d = |a: (f64, f64), b: (f64, f64)| {
+        let mut dra = a.0 - b.0;
+        if dra > 180.0 {
+            dra -= 360.0;
+        } else if dra < -180.0 {
+            dra += 360.0;
+        }
+        (dra * cosd / (2.0 * h), (a.1 - b.1) / (2.0 * h))
+    };
+    let dx = d(w.pix2icrs(x + h, y)?, w.pix2icrs(x - h, y)?);
+    let dy = d(w.pix2icrs(x, y + h)?, w.pix2icrs(x, y - h)?);
+    Some([[dx.0, dy.0], [dx.1, dy.1]])
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

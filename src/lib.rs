@@ -1,0 +1,37 @@
+//! astropipe: FITS images in, a sky catalog out, served with SQL.
+//!
+//! # Layout
+//!
+//! | module | job |
+//! | --- | --- |
+//! | [`cli`] | the command line (clap), every flag also from `ASTROPIPE_*` |
+//! | [`config`] | one validated configuration: TOML file < environment < flags |
+//! | [`app`] | runs a parsed command line (what `main` calls) |
+//! | [`fits`] | FITS reading (fitsrs for headers and HDUs; ours for pixels, scaling, gzip) and a writer |
+//! | [`wcs`] | pixel → sky for the celestial WCS (TAN and the zenithal family, SIP) |
+//! | [`image`] | image science: background, detection, measurement, quality |
+//! | [`ingest`] | the batch: inputs → per-HDU pipeline (rayon) → catalog increments, report |
+//! | [`catalog`] | Arrow schemas, Parquet encoding, the commit log |
+//! | [`storage`] | object stores from catalog URIs (local, s3://, memory://) |
+//! | [`query`] | DataFusion session with the UDFs, read-only guard, result encoders |
+//! | [`server`] | `serve`: HTTP API, probes, metrics, graceful shutdown |
+//! | [`telemetry`] | logging setup and every Prometheus metric |
+//! | [`synthetic`] | synthetic star fields with a known WCS (demo, tests, benches) |
+//! | [`demo`] | the embedded default: bundled samples → `./astro-data` → served |
+//!
+//! The astronomy SQL functions live in the `astropipe-udfs` crate (`udfs/`).
+
+pub mod app;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod fits;
+pub mod image;
+pub mod ingest;
+pub mod query;
+pub mod server;
+pub mod storage;
+pub mod synthetic;
+pub mod telemetry;
+pub mod wcs;

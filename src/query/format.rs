@@ -1,0 +1,283 @@
+//! Result encodings, batch by batch, so results stream instead of being collected:
+//! JSON (an array of row objects), NDJSON, CSV, Arrow IPC stream, Parquet, and a text table
+//! for the terminal.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Ndjson,
+    Csv,
+    ArrowIpc,
+    Parquet,
+    /// A text table (CLI only; needs every batch before printing).
+    Table,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Ndjson => "application/x-ndjson",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::ArrowIpc => "application/vnd.apache.arrow.stream",
+            Format::Parquet => "application/vnd.apache.parquet",
+            Format::Table => "text/plain; charset=utf-8",
+        }
+    }
+
+    /// Format by short name (`?format=`, `--format`).
+    pub fn from_name(name: &str) -> Option<Format> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "json" => Format::Json,
+            "ndjson" | "jsonl" => Format::Ndjson,
+            "csv" => Format::Csv,
+            "arrow" | "ipc" | "arrow-ipc" => Format::ArrowIpc,
+            "parquet" => Format::Parquet,
+            "table" | "text" => Format::Table,
+            _ => return None,
+        })
+    }
+
+    /// Format by media type (no parameters), for HTTP content negotiation.
+    pub fn from_media_type(mt: &str) -> Option<Format> {
+        Some(match mt {
+            "application/json" => Format::Json,
+            "application/x-ndjson" | "application/jsonl" | "application/ndjson" => Format::Ndjson,
+            "text/csv" => Format::Csv,
+            "application/vnd.apache.arrow.stream" => Format::ArrowIpc,
+            "application/vnd.apache.parquet" | "application/parquet" => Format::Parquet,
+            _ => return None,
+        })
+    }
+}
+
+/// A `Write` whose bytes can be taken out while the writer that owns it keeps going.
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("buffer lock poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+enum State {
+    Json { rows: usize },
+    Ndjson,
+    Csv { header_done: bool },
+    Ipc(Box<arrow::ipc::writer::StreamWriter<SharedBuf>>, SharedBuf),
+    Parquet(Box<parquet::arrow::ArrowWriter<SharedBuf>>, SharedBuf),
+    Table(Vec<RecordBatch>),
+}
+
+/// Encodes a stream of batches of one schema.
+pub struct BatchEncoder {
+    state: State,
+}
+
+impl BatchEncoder {
+    /// Starts an encoding; the returned bytes (possibly empty) come first.
+    pub fn new(format: Format, schema: &SchemaRef) -> Result<(Self, Vec<u8>), ArrowError> {
+        let (state, head) = match format {
+            Format::Json => (State::Json { rows: 0 }, b"[".to_vec()),
+            Format::Ndjson => (State::Ndjson, Vec::new()),
+            Format::Csv => (State::Csv { header_done: false }, Vec::new()),
+            Format::ArrowIpc => {
+                let buf = SharedBuf::default();
+                let w = arrow::ipc::writer::StreamWriter::try_new(buf.clone(), schema)?;
+                let head = buf.take();
+                (State::Ipc(Box::new(w), buf), head)
+            }
+            Format::Parquet => {
+                let buf = SharedBuf::default();
+                let props = parquet::file::properties::WriterProperties::builder()
+                    .set_compression(parquet::basic::Compression::SNAPPY)
+                    .build();
+                let w =
+                    parquet::arrow::ArrowWriter::try_new(buf.clone(), schema.clone(), Some(props))
+                        .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+                let head = buf.take();
+                (State::Parquet(Box::new(w), buf), head)
+            }
+            Format::Table => (State::Table(Vec::new()), Vec::new()),
+        };
+        Ok((BatchEncoder { state }, head))
+    }
+
+    /// Encodes one batch, returning the bytes to send now.
+    pub fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
+        match &mut self.state {
+            State::Json { rows } => {
+                let lines = ndjson(batch)?;
+                let mut out = Vec::with_capacity(lines.len() + 1);
+                for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    if *rows > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(line);
+                    *rows += 1;
+                }
+                Ok(out)
+            }
+            State::Ndjson => ndjson(batch),
+            State::Csv { header_done } => {
+                let mut out = Vec::new();
+                {
+                    let mut w = arrow::csv::WriterBuilder::new()
+                        .with_header(!*header_done)
+                        .build(&mut out);
+                    w.write(batch)?;
+                }
+                *header_done = true;
+                Ok(out)
+            }
+            State::Ipc(w, buf) => {
+                w.write(batch)?;
+                Ok(buf.take())
+            }
+            State::Parquet(w, buf) => {
+                w.write(batch)
+                    .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+                if w.in_progress_rows() >= 65_536 {
+                    w.flush()
+                        .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+                }
+                Ok(buf.take())
+            }
+            State::Table(batches) => {
+                batches.push(batch.clone());
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Ends the encoding, returning the last bytes.
+    pub fn finish(self) -> Result<Vec<u8>, ArrowError> {
+        match self.state {
+            State::Json { .. } => Ok(b"]".to_vec()),
+            State::Ndjson | State::Csv { .. } => Ok(Vec::new()),
+            State::Ipc(mut w, buf) => {
+                w.finish()?;
+                Ok(buf.take())
+            }
+            State::Parquet(mut w, buf) => {
+                w.finish()
+                    .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+                Ok(buf.take())
+            }
+            State::Table(batches) => {
+                let mut s = arrow::util::pretty::pretty_format_batches(&batches)?.to_string();
+                s.push('\n');
+                Ok(s.into_bytes())
+            }
+        }
+    }
+}
+
+fn ndjson(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
+    let mut out = Vec::new();
+    {
+        let mut w = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::LineDelimited>(&mut out);
+        w.write(batch)?;
+        w.finish()?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float64Array, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(a: Vec<i64>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("v", DataType::Float64, true),
+        ]));
+        let n = a.len();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(a)),
+                Arc::new(Float64Array::from(vec![Some(1.5); n])),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn encode_all(f: Format, batches: &[RecordBatch]) -> Vec<u8> {
+        let (mut e, mut out) = BatchEncoder::new(f, &batches[0].schema()).unwrap();
+        for b in batches {
+            out.extend(e.encode(b).unwrap());
+        }
+        out.extend(e.finish().unwrap());
+        out
+    }
+
+    #[test]
+    fn json_array_spans_batches() {
+        let out = encode_all(
+            Format::Json,
+            &[batch(vec![1, 2]), batch(vec![]), batch(vec![3])],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 3);
+        assert_eq!(v[2]["id"], 3);
+        let empty = encode_all(Format::Json, &[batch(vec![])]);
+        assert_eq!(empty, b"[]");
+    }
+
+    #[test]
+    fn csv_has_one_header() {
+        let out =
+            String::from_utf8(encode_all(Format::Csv, &[batch(vec![1]), batch(vec![2])])).unwrap();
+        assert_eq!(out, "id,v\n1,1.5\n2,1.5\n");
+    }
+
+    #[test]
+    fn arrow_ipc_round_trips() {
+        let out = encode_all(Format::ArrowIpc, &[batch(vec![1, 2]), batch(vec![3])]);
+        let r = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(out), None).unwrap();
+        let n: usize = r.map(|b| b.unwrap().num_rows()).sum();
+        assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn parquet_round_trips() {
+        let out = encode_all(Format::Parquet, &[batch(vec![1, 2]), batch(vec![3])]);
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(out),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        let n: usize = r.map(|b| b.unwrap().num_rows()).sum();
+        assert_eq!(n, 3);
+    }
+}

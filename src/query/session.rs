@@ -1,0 +1,102 @@
+//! The query session: one DataFusion `SessionContext` with the astronomy UDFs and the
+//! catalog's committed tables, refreshed when a new version is committed.
+
+use crate::catalog::commit::{self, Snapshot};
+use crate::catalog::{EXPOSURES, SOURCES, schema};
+use crate::storage::Location;
+use arrow::datatypes::SchemaRef;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::{MemTable, TableProvider};
+use datafusion::execution::FunctionRegistry;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Commit(#[from] commit::CommitError),
+    #[error("registering table {table}: {source}")]
+    Register {
+        table: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+}
+
+/// The catalog tables and the schema each has.
+pub fn catalog_tables() -> [(&'static str, SchemaRef); 2] {
+    [
+        (EXPOSURES, schema::EXPOSURES.clone()),
+        (SOURCES, schema::SOURCES.clone()),
+    ]
+}
+
+/// A new context with the UDFs registered and the catalog's store reachable.
+pub fn new_context(loc: &Location) -> Result<SessionContext, SessionError> {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("astropipe", "public");
+    let mut ctx = SessionContext::new_with_config(config);
+    ctx.register_object_store(&loc.store_url, loc.store.clone());
+    let registry: &mut dyn FunctionRegistry = &mut ctx;
+    astropipe_udfs::register_all(registry).map_err(|source| SessionError::Register {
+        table: "(functions)".into(),
+        source,
+    })?;
+    Ok(ctx)
+}
+
+/// Registers (or replaces) the catalog tables of `snap` on `ctx`.
+pub fn register_snapshot(
+    ctx: &SessionContext,
+    loc: &Location,
+    snap: &Snapshot,
+) -> Result<(), SessionError> {
+    for (table, schema) in catalog_tables() {
+        let provider =
+            table_provider(loc, snap, table, schema).map_err(|source| SessionError::Register {
+                table: table.into(),
+                source,
+            })?;
+        let _ = ctx.deregister_table(table);
+        ctx.register_table(table, provider)
+            .map_err(|source| SessionError::Register {
+                table: table.into(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+fn table_provider(
+    loc: &Location,
+    snap: &Snapshot,
+    table: &str,
+    schema: SchemaRef,
+) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+    let files = snap.files_of(table);
+    if files.is_empty() {
+        return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?));
+    }
+    let urls = files
+        .iter()
+        .map(|f| ListingTableUrl::parse(loc.url_of(&loc.path(&f.path))))
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// Builds a context over the latest committed version of the catalog at `loc`.
+pub async fn open(loc: &Location) -> Result<(SessionContext, Snapshot), SessionError> {
+    let ctx = new_context(loc)?;
+    let snap = commit::snapshot(loc).await?;
+    register_snapshot(&ctx, loc, &snap)?;
+    Ok((ctx, snap))
+}

@@ -1,0 +1,138 @@
+//! `astropipe serve`: the catalog service.
+//!
+//! [`Server::build`] binds and loads the catalog, [`Server::run_until_stopped`] serves until
+//! the shutdown future resolves (SIGTERM/Ctrl-C from `main`), so tests start the real server on
+//! port 0. The HTTP surface is in [`http`].
+
+pub mod http;
+pub mod shutdown;
+
+use crate::catalog::commit;
+use crate::query::session;
+use crate::storage::{Location, StorageError};
+use crate::telemetry::metrics;
+use datafusion::prelude::SessionContext;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Session(#[from] session::SessionError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Settings of the catalog service.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub catalog: String,
+    pub addr: SocketAddr,
+    /// How often to look for newly committed catalog versions.
+    pub refresh: Duration,
+}
+
+/// What every request handler shares.
+pub struct AppState {
+    pub ctx: SessionContext,
+    pub loc: Location,
+    pub ready: AtomicBool,
+    pub version: AtomicU64,
+}
+
+impl AppState {
+    /// Re-registers the tables when a newer version has been committed.
+    pub async fn refresh(&self) -> Result<bool, ServeError> {
+        let latest = commit::latest_version(&self.loc)
+            .await
+            .map_err(session::SessionError::from)?;
+        if latest == self.version.load(Ordering::Acquire) && self.ready.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let snap = commit::snapshot(&self.loc)
+            .await
+            .map_err(session::SessionError::from)?;
+        session::register_snapshot(&self.ctx, &self.loc, &snap)?;
+        self.version.store(snap.version, Ordering::Release);
+        self.ready.store(true, Ordering::Release);
+        metrics().catalog_version.set(snap.version as i64);
+        tracing::info!(version = snap.version, "catalog loaded");
+        Ok(true)
+    }
+}
+
+/// A bound, loaded server, ready to run.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    refresh: Duration,
+}
+
+impl Server {
+    pub async fn build(opts: &ServeOptions) -> Result<Server, ServeError> {
+        let loc = Location::open(&opts.catalog)?;
+        let ctx = session::new_context(&loc)?;
+        let state = Arc::new(AppState {
+            ctx,
+            loc,
+            ready: AtomicBool::new(false),
+            version: AtomicU64::new(0),
+        });
+        state.refresh().await?;
+        let listener = tokio::net::TcpListener::bind(opts.addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: opts.addr.to_string(),
+                source,
+            })?;
+        Ok(Server {
+            listener,
+            state,
+            refresh: opts.refresh,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let state = self.state.clone();
+        let every = self.refresh;
+        let refresher = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.refresh().await {
+                    tracing::warn!(error = %e, "catalog refresh failed");
+                }
+            }
+        });
+        let app = http::router(self.state.clone());
+        tracing::info!(addr = %self.listener.local_addr()?, "serving");
+        let r = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        refresher.abort();
+        r.map_err(ServeError::Io)
+    }
+}

@@ -1,0 +1,160 @@
+//! Logs and metrics, each defined once.
+//!
+//! Logs: `tracing`, JSON lines when stdout is not a terminal (containers), human-readable on a
+//! TTY; filtered by `RUST_LOG` (default `info`).
+//!
+//! Metrics: Prometheus, prefix `astropipe_`, base units, `_total` on counters, labels bounded
+//! (route patterns, stages, reasons; never raw SQL or file paths).
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use std::io::IsTerminal;
+use std::sync::LazyLock;
+
+/// Every metric of the process.
+pub struct Metrics {
+    pub registry: Registry,
+    pub build_info: IntGaugeVec,
+    pub http_requests: IntCounterVec,
+    pub http_request_seconds: HistogramVec,
+    pub queries: IntCounterVec,
+    pub query_seconds: HistogramVec,
+    pub ingest_files: IntCounterVec,
+    pub ingest_bytes: IntCounter,
+    pub ingest_sources: IntCounter,
+    pub ingest_failures: IntCounterVec,
+    pub ingest_stage_seconds: HistogramVec,
+    pub catalog_version: IntGauge,
+}
+
+fn build() -> Result<Metrics, prometheus::Error> {
+    let registry = Registry::new_custom(Some("astropipe".into()), None)?;
+    let latency = vec![
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ];
+    let m = Metrics {
+        build_info: IntGaugeVec::new(
+            Opts::new("build_info", "Build information; the value is always 1"),
+            &["version"],
+        )?,
+        http_requests: IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route pattern, method and status",
+            ),
+            &["route", "method", "status"],
+        )?,
+        http_request_seconds: HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request duration by route pattern",
+            )
+            .buckets(latency.clone()),
+            &["route"],
+        )?,
+        queries: IntCounterVec::new(
+            Opts::new("queries_total", "SQL queries by protocol and outcome"),
+            &["protocol", "outcome"],
+        )?,
+        query_seconds: HistogramVec::new(
+            HistogramOpts::new("query_duration_seconds", "SQL query duration by protocol")
+                .buckets(latency.clone()),
+            &["protocol"],
+        )?,
+        ingest_files: IntCounterVec::new(
+            Opts::new(
+                "ingest_files_total",
+                "Input files by result (ingested, already_ingested, failed)",
+            ),
+            &["result"],
+        )?,
+        ingest_bytes: IntCounter::new("ingest_bytes_total", "Bytes of input files read")?,
+        ingest_sources: IntCounter::new("ingest_sources_total", "Sources written to the catalog")?,
+        ingest_failures: IntCounterVec::new(
+            Opts::new(
+                "ingest_failures_total",
+                "Ingest failures (files or HDUs) by reason",
+            ),
+            &["reason"],
+        )?,
+        ingest_stage_seconds: HistogramVec::new(
+            HistogramOpts::new("ingest_stage_duration_seconds", "Ingest stage durations").buckets(
+                vec![
+                    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                ],
+            ),
+            &["stage"],
+        )?,
+        catalog_version: IntGauge::new("catalog_version", "Catalog version being served")?,
+        registry,
+    };
+    m.registry.register(Box::new(m.build_info.clone()))?;
+    m.registry.register(Box::new(m.http_requests.clone()))?;
+    m.registry
+        .register(Box::new(m.http_request_seconds.clone()))?;
+    m.registry.register(Box::new(m.queries.clone()))?;
+    m.registry.register(Box::new(m.query_seconds.clone()))?;
+    m.registry.register(Box::new(m.ingest_files.clone()))?;
+    m.registry.register(Box::new(m.ingest_bytes.clone()))?;
+    m.registry.register(Box::new(m.ingest_sources.clone()))?;
+    m.registry.register(Box::new(m.ingest_failures.clone()))?;
+    m.registry
+        .register(Box::new(m.ingest_stage_seconds.clone()))?;
+    m.registry.register(Box::new(m.catalog_version.clone()))?;
+    m.build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+    Ok(m)
+}
+
+static METRICS: LazyLock<Metrics> =
+    LazyLock::new(|| build().unwrap_or_else(|e| panic!("metric definitions are invalid: {e}")));
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+/// Prometheus text exposition of every metric.
+pub fn render() -> String {
+    let mut buf = Vec::new();
+    let enc = TextEncoder::new();
+    if enc.encode(&metrics().registry.gather(), &mut buf).is_err() {
+        return String::new();
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Installs the log subscriber (once; later calls are ignored). Services log to stdout;
+/// commands whose stdout is their output (`sql`, `fits`, `ingest`) pass `stdout_is_output`
+/// and log to stderr.
+pub fn init_logging(stdout_is_output: bool) {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,fitsrs=off"));
+    let tty = if stdout_is_output {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    let r = match (tty, stdout_is_output) {
+        (true, _) => fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init(),
+        (false, true) => fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .try_init(),
+        (false, false) => fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_current_span(false)
+            .try_init(),
+    };
+    let _ = r;
+}

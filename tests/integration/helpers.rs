@@ -1,0 +1,144 @@
+//! Shared test helpers: scratch directories, sample files, a real server on port 0.
+
+use astropipe::ingest::{self, IngestOptions, IngestReport};
+use astropipe::server::{AppState, ServeOptions, Server};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+pub fn sql_example(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("sql/examples")
+            .join(name),
+    )
+    .expect("example query exists")
+}
+
+/// A scratch directory removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Self {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let p =
+            std::env::temp_dir().join(format!("astropipe-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create scratch dir");
+        Scratch(p)
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copies sample files from tests/data into `dir`.
+pub fn copy_samples(dir: &Path, names: &[&str]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for n in names {
+        std::fs::copy(data_dir().join(n), dir.join(n)).unwrap_or_else(|e| panic!("copy {n}: {e}"));
+    }
+}
+
+pub async fn ingest(inputs: &[&Path], catalog: &Path) -> IngestReport {
+    let opts = IngestOptions::new(
+        inputs.iter().map(|p| p.display().to_string()).collect(),
+        catalog.display().to_string(),
+    );
+    ingest::run(&opts).await.expect("ingest runs")
+}
+
+/// A running server on 127.0.0.1:0 and a client for it.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start(catalog: &Path) -> Self {
+        let server = Server::build(&ServeOptions {
+            catalog: catalog.display().to_string(),
+            addr: "127.0.0.1:0".parse().unwrap(),
+            refresh: Duration::from_secs(1),
+        })
+        .await
+        .expect("server builds");
+        let addr = server.local_addr().unwrap();
+        let state = server.state();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            state,
+            client: reqwest::Client::new(),
+            stop: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs SQL and returns (status, content type, body).
+    pub async fn sql(&self, sql: &str, accept: Option<&str>) -> (u16, String, Vec<u8>) {
+        let mut req = self.client.post(self.url("/v1/sql")).body(sql.to_string());
+        if let Some(a) = accept {
+            req = req.header("Accept", a);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (status, ct, resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// GETs a JSON document.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let resp = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        serde_json::from_slice(&resp.bytes().await.unwrap()).expect("JSON body")
+    }
+
+    /// Runs SQL expecting 200 and a JSON array of row objects.
+    pub async fn rows(&self, sql: &str) -> Vec<serde_json::Value> {
+        let (status, _, body) = self.sql(sql, None).await;
+        assert_eq!(status, 200, "{sql}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests: one binary, one module per area, helpers in `helpers`.
+
+mod fits_reference;
+mod helpers;
+mod ingest;
+mod server;
