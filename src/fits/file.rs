@@ -231,3 +231,42 @@ fn convert(index: usize, h: &fitsrs::HDU) -> Hdu {
         data_len: h.get_data_unit_byte_size(),
     }
 }
+
+/// Parses a bare header: 80-character cards without newlines (as FITS stores them), or one
+/// card per line; stops at END. Used for `.hdr` files and WCS-only inputs.
+pub fn parse_header_cards(bytes: &[u8]) -> std::result::Result<Header, String> {
+    let lines: Vec<Vec<u8>> = if bytes.contains(&b'\n') {
+        bytes
+            .split(|b| *b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+            .collect()
+    } else {
+        bytes.chunks(80).map(|c| c.to_vec()).collect()
+    };
+    let mut cards = Vec::new();
+    for line in lines {
+        let mut buf = [b' '; 80];
+        for (o, b) in buf.iter_mut().zip(line.iter()) {
+            *o = *b;
+        }
+        let card = fitsrs::card::Card::try_from(&buf).unwrap_or_else(|_| {
+            fitsrs::card::Card::Undefined(String::from_utf8_lossy(&buf).into_owned())
+        });
+        if card == fitsrs::card::Card::End {
+            break;
+        }
+        // Splice CONTINUE long strings into the card they continue.
+        if let (Some(prev), fitsrs::card::Card::Continuation { .. }) = (cards.last_mut(), &card) {
+            let prev: &mut fitsrs::card::Card = prev;
+            if prev.continued() {
+                prev.append(&card);
+                continue;
+            }
+        }
+        cards.push(card);
+    }
+    if cards.is_empty() {
+        return Err("no header cards".into());
+    }
+    Ok(Header::from_fitsrs(cards.iter()))
+}

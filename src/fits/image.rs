@@ -72,16 +72,6 @@ impl ImageLayout {
         };
         match hdu.kind {
             HduKind::Primary | HduKind::Image => {}
-            HduKind::CompressedImage => {
-                return Err(FitsError::Unsupported {
-                    path: path.to_string(),
-                    hdu: hdu.index,
-                    what: format!(
-                        "tile-compressed image ({})",
-                        hdu.header.str("ZCMPTYPE").unwrap_or("unknown ZCMPTYPE")
-                    ),
-                });
-            }
             _ => {
                 return Err(FitsError::NotImage {
                     path: path.to_string(),
@@ -186,9 +176,72 @@ impl Sample for f64 {
     const NAN: Self = f64::NAN;
 }
 
+/// The shape of the image an HDU holds, plain or tile-compressed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageDims {
+    pub bitpix: Bitpix,
+    /// NAXIS1, NAXIS2, ... of the image (ZNAXISn for compressed images).
+    pub axes: Vec<usize>,
+    /// The compression algorithm, for tile-compressed images.
+    pub compression: Option<&'static str>,
+}
+
+impl ImageDims {
+    pub fn n_pixels(&self) -> Option<usize> {
+        if self.axes.is_empty() {
+            return Some(0);
+        }
+        self.axes
+            .iter()
+            .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+    }
+
+    /// Width, height and number of planes (product of the axes beyond the second).
+    pub fn plane_shape(&self) -> Option<(usize, usize, usize)> {
+        if self.axes.len() < 2 {
+            return None;
+        }
+        let planes = self.axes[2..]
+            .iter()
+            .try_fold(1usize, |acc, &n| acc.checked_mul(n))?;
+        Some((self.axes[0], self.axes[1], planes))
+    }
+}
+
 impl FitsFile {
-    /// Decodes plane `plane` (0 for a 2-D image) of an image HDU into physical values.
+    /// The image of an HDU: `Ok(None)` for tables and HDUs without data.
+    pub fn image_dims(&self, hdu: &Hdu) -> Result<Option<ImageDims>> {
+        match hdu.kind {
+            HduKind::Primary | HduKind::Image => {
+                let l = ImageLayout::from_hdu(&self.path, hdu)?;
+                Ok(Some(ImageDims {
+                    bitpix: l.bitpix,
+                    axes: l.axes,
+                    compression: None,
+                }))
+            }
+            HduKind::CompressedImage => {
+                let l = super::compressed::CompressedLayout::from_header(
+                    &self.path,
+                    hdu.index,
+                    &hdu.header,
+                )?;
+                Ok(Some(ImageDims {
+                    bitpix: l.bitpix,
+                    axes: l.axes,
+                    compression: Some(l.codec.name()),
+                }))
+            }
+            HduKind::BinTable | HduKind::AsciiTable => Ok(None),
+        }
+    }
+
+    /// Decodes plane `plane` (0 for a 2-D image) of an image HDU, plain or tile-compressed,
+    /// into physical values.
     pub fn read_plane<T: Sample>(&self, hdu: &Hdu, plane: usize) -> Result<ImageData<T>> {
+        if hdu.kind == HduKind::CompressedImage {
+            return self.read_compressed_plane(hdu, plane);
+        }
         let layout = ImageLayout::from_hdu(&self.path, hdu)?;
         let (width, height, planes) = layout.plane_shape().ok_or_else(|| FitsError::Header {
             path: self.path.clone(),

@@ -9,9 +9,14 @@
 //!   calibration masters ([`writer`]). fitsrs applies no scaling and silently returns fewer
 //!   pixels for a short file, so image data is decoded here straight from the raw bytes.
 //!
-//! Tile-compressed images (ZIMAGE) are recognised and reported as unsupported for now: fitsrs
-//! mis-decodes 16- and 8-bit tiles, so they need our own codecs.
+//! - **ours, tile compression**: fitsrs decodes only 32-bit RICE/GZIP tiles correctly and has
+//!   no HCOMPRESS or PLIO, so every tile-compressed image is decoded here: [`compressed`]
+//!   (table layout, quantization, dithering, assembly), [`codecs`] (RICE_1, GZIP_1/2,
+//!   HCOMPRESS_1, PLIO_1), [`bintable`] (the table cells and heap descriptors).
 
+pub mod bintable;
+pub mod codecs;
+pub mod compressed;
 pub mod file;
 pub mod header;
 pub mod image;
@@ -20,7 +25,7 @@ pub mod writer;
 
 pub use file::{FitsFile, Hdu, HduKind};
 pub use header::{Card, Header, HeaderValue};
-pub use image::{Bitpix, ImageData, ImageLayout};
+pub use image::{Bitpix, ImageData, ImageDims, ImageLayout};
 
 /// Everything that can go wrong reading a FITS file. Each variant names the file (and the HDU
 /// where it applies) so that an ingest report can say exactly what was wrong.

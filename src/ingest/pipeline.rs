@@ -3,7 +3,7 @@
 
 use crate::catalog::schema::{ExposureRow, SourceRow};
 use crate::fits::keywords::{Keywords, mjd_to_unix_us};
-use crate::fits::{FitsError, FitsFile, Hdu, HduKind, ImageLayout};
+use crate::fits::{FitsError, FitsFile, Hdu};
 use crate::image::{self, ExtractOptions, flags, quality};
 use crate::wcs::Wcs;
 use rayon::prelude::*;
@@ -33,16 +33,22 @@ pub fn content_hash(bytes: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Stable exposure id: 63 bits of SHA-256 over the file hash and the HDU index.
-pub fn exposure_id(file_sha256: &str, hdu: usize) -> i64 {
-    let d = Sha256::digest(format!("{file_sha256}:{hdu}").as_bytes());
+/// Stable exposure id: 63 bits of SHA-256 over the file hash, the HDU index and, for the
+/// planes of a data cube, the plane index.
+pub fn exposure_id(file_sha256: &str, hdu: usize, plane: Option<usize>) -> i64 {
+    let key = match plane {
+        None => format!("{file_sha256}:{hdu}"),
+        Some(p) => format!("{file_sha256}:{hdu}:{p}"),
+    };
+    let d = Sha256::digest(key.as_bytes());
     let mut b = [0u8; 8];
     b.copy_from_slice(&d[..8]);
     (u64::from_be_bytes(b) >> 1) as i64
 }
 
-/// The rows of one processed HDU (`None` for an HDU without an image).
-type HduRows = Option<(ExposureRow, Vec<SourceRow>)>;
+/// The rows of one processed HDU: one exposure (with its sources) per image plane; empty for
+/// HDUs without an image.
+type HduRows = Vec<(ExposureRow, Vec<SourceRow>)>;
 
 /// Processes every image HDU of a parsed file.
 pub fn process_file(
@@ -66,11 +72,12 @@ pub fn process_file(
         .collect();
     for (hdu, r) in results {
         match r {
-            Ok(Some((e, s))) => {
-                out.exposures.push(e);
-                out.sources.extend(s);
+            Ok(rows) => {
+                for (e, s) in rows {
+                    out.exposures.push(e);
+                    out.sources.extend(s);
+                }
             }
-            Ok(None) => {}
             Err(e) => out.failed.push(HduProblem {
                 hdu,
                 reason: e.to_string(),
@@ -80,7 +87,7 @@ pub fn process_file(
     out
 }
 
-/// Processes one HDU; `Ok(None)` for HDUs that hold no image (tables, NAXIS = 0).
+/// Processes every plane of one HDU; nothing for HDUs that hold no image (tables, NAXIS = 0).
 fn process_hdu(
     file: &FitsFile,
     hdu: &Hdu,
@@ -89,27 +96,37 @@ fn process_hdu(
     file_sha256: &str,
     opts: &ExtractOptions,
 ) -> Result<HduRows, FitsError> {
-    match hdu.kind {
-        HduKind::BinTable | HduKind::AsciiTable => return Ok(None),
-        HduKind::Primary | HduKind::Image | HduKind::CompressedImage => {}
+    let Some(dims) = file.image_dims(hdu)? else {
+        return Ok(Vec::new());
+    };
+    if dims.n_pixels() == Some(0) {
+        return Ok(Vec::new());
     }
-    let layout = ImageLayout::from_hdu(&file.path, hdu)?;
-    if layout.n_pixels() == Some(0) {
-        return Ok(None);
-    }
-    let (width, height, planes) = layout.plane_shape().ok_or_else(|| FitsError::Unsupported {
+    let (_, _, planes) = dims.plane_shape().ok_or_else(|| FitsError::Unsupported {
         path: file.path.clone(),
         hdu: hdu.index,
-        what: format!("a {}-dimensional image", layout.axes.len()),
+        what: format!("a {}-dimensional image", dims.axes.len()),
     })?;
-    if planes > 1 {
-        return Err(FitsError::Unsupported {
-            path: file.path.clone(),
-            hdu: hdu.index,
-            what: format!("a data cube ({planes} planes of {width}x{height})"),
-        });
-    }
-    let data = file.read_plane::<f32>(hdu, 0)?;
+    (0..planes)
+        .map(|plane| {
+            let p = (planes > 1).then_some(plane);
+            process_plane(file, hdu, p, primary, file_uri, file_sha256, opts)
+        })
+        .collect()
+}
+
+/// Processes one image plane (`plane` is `None` for a plain 2-D image).
+fn process_plane(
+    file: &FitsFile,
+    hdu: &Hdu,
+    plane: Option<usize>,
+    primary: Option<&crate::fits::Header>,
+    file_uri: &str,
+    file_sha256: &str,
+    opts: &ExtractOptions,
+) -> Result<(ExposureRow, Vec<SourceRow>), FitsError> {
+    let data = file.read_plane::<f32>(hdu, plane.unwrap_or(0))?;
+    let (width, height) = (data.width, data.height);
     let kw = Keywords {
         hdu: &hdu.header,
         primary: if hdu.index == 0 { None } else { primary },
@@ -127,7 +144,7 @@ fn process_hdu(
         Ok(w) => (Some(w), "ok".to_string()),
         Err(e) => (None, e.to_string()),
     };
-    let exposure_id = exposure_id(file_sha256, hdu.index);
+    let exposure_id = exposure_id(file_sha256, hdu.index, plane);
     let mjd = kw.mjd_obs();
     let filter = kw.filter();
     let zp = kw.zero_point();
@@ -216,6 +233,7 @@ fn process_hdu(
         file_uri: file_uri.to_string(),
         file_sha256: file_sha256.to_string(),
         hdu: hdu.index as i32,
+        plane: plane.map(|p| p as i32),
         object: kw.object(),
         telescope: kw.telescope(),
         instrument: kw.instrument(),
@@ -243,7 +261,7 @@ fn process_hdu(
         processed_at_us: now_us(),
         header_json: hdu.header.to_json().to_string(),
     };
-    Ok(Some((exposure, sources)))
+    Ok((exposure, sources))
 }
 
 /// ∂(α cos δ, δ)/∂(x, y) in degrees per pixel, by central differences (includes SIP).
