@@ -1,7 +1,9 @@
 //! Runs a parsed command line: resolves the configuration and calls the library. `main`
 //! only parses, sets up logging and maps the result to an exit code.
 
-use crate::cli::{Cli, Command, DemoArgs, IngestArgs, OutputFormat, ServeArgs, SqlArgs};
+use crate::cli::{
+    Cli, Command, DemoArgs, FitsCommand, IngestArgs, OutputFormat, ServeArgs, SqlArgs,
+};
 use crate::config::FileConfig;
 use crate::ingest::{self, IngestOptions};
 use crate::query::format::{BatchEncoder, Format};
@@ -50,7 +52,74 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         Command::Serve(a) => serve_cmd(&file, a).await,
         Command::Sql(a) => sql_cmd(&file, a).await,
         Command::Demo(a) => demo_cmd(a).await,
+        Command::Fits { command } => fits_cmd(command),
     }
+}
+
+fn fits_cmd(cmd: FitsCommand) -> Result<(), AppError> {
+    use crate::fits::{FitsFile, inspect};
+    let print = |v: &serde_json::Value, json: bool, text: &dyn Fn(&serde_json::Value) -> String| {
+        if json {
+            println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        } else {
+            print!("{}", text(v));
+        }
+    };
+    match cmd {
+        FitsCommand::Info { file, json } => {
+            let f = FitsFile::open(&file)?;
+            print(&inspect::info(&f), json, &inspect::info_text);
+        }
+        FitsCommand::Stats { file, hdu, json } => {
+            let f = FitsFile::open(&file)?;
+            let v = inspect::stats(&f, hdu)?;
+            print(&v, json, &|v| {
+                let keys = [
+                    "n",
+                    "n_nan",
+                    "sum",
+                    "mean",
+                    "median",
+                    "min",
+                    "max",
+                    "std",
+                    "sha256_f64le",
+                ];
+                keys.iter()
+                    .map(|k| format!("{k:>13}: {}\n", v[k]))
+                    .collect()
+            });
+        }
+        FitsCommand::Pix2sky {
+            file,
+            hdu,
+            json,
+            coords,
+        } => {
+            if coords.len() % 2 != 0 {
+                return Err(usage("pixel coordinates come in pairs: X Y [X Y ...]"));
+            }
+            let header = crate::fits::inspect::header_for(&file, hdu).map_err(|m| AppError {
+                code: EXIT_FAILURE,
+                message: m,
+            })?;
+            let pts: Vec<(f64, f64)> = coords.chunks(2).map(|c| (c[0], c[1])).collect();
+            let v = inspect::pix2sky(&header, &pts)?;
+            print(&v, json, &|v| {
+                let mut s = String::new();
+                for (p, w) in v["pixel_0based"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .zip(v["world_deg"].as_array().into_iter().flatten())
+                {
+                    s.push_str(&format!("{} {} -> {} {}\n", p[0], p[1], w[0], w[1]));
+                }
+                s
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn ingest_cmd(file: &FileConfig, a: IngestArgs) -> Result<(), AppError> {
@@ -58,6 +127,7 @@ async fn ingest_cmd(file: &FileConfig, a: IngestArgs) -> Result<(), AppError> {
     opts.extract = file.extract(&a.extract).map_err(usage)?;
     opts.chunk_files = file.chunk_files(a.chunk_files).map_err(usage)?;
     opts.progress = std::io::stderr().is_terminal();
+    opts.strict = a.strict;
     let report = ingest::run(&opts).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -28,6 +28,42 @@ pub enum Command {
     Sql(SqlArgs),
     /// Build a sample catalog from the bundled FITS files under ./astro-data and serve it.
     Demo(DemoArgs),
+    /// Inspect a FITS file: HDUs, pixel statistics, pixel -> sky.
+    Fits {
+        #[command(subcommand)]
+        command: FitsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FitsCommand {
+    /// HDUs: index, type, BITPIX, axes, compression, WCS CTYPEs, checksum status.
+    Info {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Statistics of the physical pixel values of one HDU (NaN/BLANK ignored).
+    Stats {
+        file: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        hdu: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// World coordinates (degrees, the WCS's own frame, axis order) of 0-based pixels.
+    Pix2sky {
+        /// A FITS file, or a bare header file (.hdr).
+        file: PathBuf,
+        /// HDU [default: the first with a celestial WCS]
+        #[arg(long)]
+        hdu: Option<usize>,
+        #[arg(long)]
+        json: bool,
+        /// Pixel coordinates: X Y [X Y ...]
+        #[arg(required = true, num_args = 2.., allow_negative_numbers = true)]
+        coords: Vec<f64>,
+    },
 }
 
 #[derive(Debug, Args, Clone, Default)]

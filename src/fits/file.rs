@@ -45,6 +45,8 @@ pub struct Hdu {
     pub data_offset: u64,
     /// Size in bytes of the data unit as the header declares it (without padding).
     pub data_len: u64,
+    /// Byte offset of the header (the end of the previous HDU, padded to 2880 bytes).
+    pub header_offset: u64,
 }
 
 /// A FITS file read into memory.
@@ -168,9 +170,14 @@ fn list_hdus(path: &str, bytes: &[u8]) -> (Vec<Hdu>, Option<FitsError>) {
         }
     };
     let mut hdus = Vec::new();
+    let mut next_header = 0u64;
     for (i, item) in parsed.into_iter().enumerate() {
         match item {
-            Ok(h) => {
+            Ok(mut h) => {
+                h.header_offset = next_header;
+                next_header = h
+                    .data_offset
+                    .saturating_add(h.data_len.div_ceil(2880).saturating_mul(2880));
                 let end = h.data_offset.saturating_add(h.data_len);
                 if end > bytes.len() as u64 {
                     return (
@@ -229,6 +236,7 @@ fn convert(index: usize, h: &fitsrs::HDU) -> Hdu {
         header,
         data_offset: h.get_data_unit_byte_offset(),
         data_len: h.get_data_unit_byte_size(),
+        header_offset: 0,
     }
 }
 

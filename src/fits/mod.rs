@@ -15,11 +15,13 @@
 //!   HCOMPRESS_1, PLIO_1), [`bintable`] (the table cells and heap descriptors).
 
 pub mod bintable;
+pub mod checksum;
 pub mod codecs;
 pub mod compressed;
 pub mod file;
 pub mod header;
 pub mod image;
+pub mod inspect;
 pub mod keywords;
 pub mod writer;
 

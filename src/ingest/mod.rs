@@ -48,6 +48,8 @@ pub struct IngestOptions {
     pub chunk_files: usize,
     /// Show a progress bar (only drawn on a terminal).
     pub progress: bool,
+    /// Treat checksum mismatches as failures rather than warnings.
+    pub strict: bool,
 }
 
 impl IngestOptions {
@@ -58,6 +60,7 @@ impl IngestOptions {
             extract: ExtractOptions::default(),
             chunk_files: 64,
             progress: false,
+            strict: false,
         }
     }
 }
@@ -138,7 +141,7 @@ pub async fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
                 }
             }
         }
-        account(&mut report, &fresh);
+        account(&mut report, &fresh, opts.strict);
         if let Some(v) = commit_chunk(&loc, fresh).await? {
             report.versions.push(v);
         }
@@ -198,7 +201,7 @@ fn process_path(
     })
 }
 
-fn account(report: &mut IngestReport, fresh: &[Processed]) {
+fn account(report: &mut IngestReport, fresh: &[Processed], strict: bool) {
     for p in fresh {
         match &p.outcome {
             Err(reason) => {
@@ -245,6 +248,22 @@ fn account(report: &mut IngestReport, fresh: &[Processed]) {
                         hdu: Some(f.hdu),
                         reason: f.reason.clone(),
                     });
+                }
+                for c in &o.checksum_mismatches {
+                    let p = Problem {
+                        input: p.uri.clone(),
+                        hdu: Some(c.hdu),
+                        reason: c.reason.clone(),
+                    };
+                    if strict {
+                        metrics()
+                            .ingest_failures
+                            .with_label_values(&["checksum"])
+                            .inc();
+                        report.failures.push(p);
+                    } else {
+                        report.warnings.push(p);
+                    }
                 }
                 for w in &o.warnings {
                     report.warnings.push(Problem {

@@ -25,6 +25,8 @@ pub struct FileOutcome {
     pub failed: Vec<HduProblem>,
     /// Problems that did not stop the file (e.g. a damaged HDU after good ones).
     pub warnings: Vec<String>,
+    /// HDUs whose CHECKSUM or DATASUM does not verify (warnings, or failures with --strict).
+    pub checksum_mismatches: Vec<HduProblem>,
 }
 
 /// Hex SHA-256 of a file's bytes: the identity of an input.
@@ -60,6 +62,18 @@ pub fn process_file(
     let mut out = FileOutcome::default();
     if let Some(e) = &file.trailing_error {
         out.warnings.push(e.to_string());
+    }
+    for hdu in &file.hdus {
+        let status = file.verify_checksum(hdu);
+        if status.is_mismatch() {
+            out.checksum_mismatches.push(HduProblem {
+                hdu: hdu.index,
+                reason: format!(
+                    "{}: the file is damaged or was modified after it was written",
+                    status.as_str()
+                ),
+            });
+        }
     }
     let primary = file.hdus.first().map(|h| &h.header);
     let results: Vec<(usize, Result<HduRows, FitsError>)> = file

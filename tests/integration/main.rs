@@ -1,5 +1,7 @@
 //! Integration tests: one binary, one module per area, helpers in `helpers`.
 
+mod fits_cli;
+mod fits_hostile;
 mod fits_reference;
 mod helpers;
 mod ingest;
