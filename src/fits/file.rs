@@ -82,7 +82,8 @@ impl FitsFile {
         if !bytes.starts_with(b"SIMPLE  =") {
             return Err(FitsError::NotFits { path });
         }
-        let (hdus, trailing_error) = list_hdus(&path, &bytes);
+        let (hdus, trailing_error) =
+            list_hdus(&path, Cursor::new(bytes.as_slice()), bytes.len() as u64);
         if hdus.is_empty() {
             return Err(trailing_error.unwrap_or(FitsError::NotFits { path }));
         }
@@ -130,10 +131,14 @@ fn gunzip(path: &str, raw: &[u8], limit: u64) -> Result<Vec<u8>> {
 /// each one is checked here; the first failure ends the listing and is returned beside the
 /// good HDUs. fitsrs is third-party code fed with untrusted bytes: a panic inside it is caught
 /// and reported as a header error rather than taking the process down.
-fn list_hdus(path: &str, bytes: &[u8]) -> (Vec<Hdu>, Option<FitsError>) {
-    let parsed = std::panic::catch_unwind(|| {
+fn list_hdus<R: std::io::Read + std::io::Seek + std::fmt::Debug>(
+    path: &str,
+    reader: R,
+    file_len: u64,
+) -> (Vec<Hdu>, Option<FitsError>) {
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut out: Vec<std::result::Result<Hdu, String>> = Vec::new();
-        let fits = fitsrs::Fits::from_reader(Cursor::new(bytes));
+        let fits = fitsrs::Fits::from_reader(reader);
         for (index, next) in fits.enumerate() {
             match next {
                 Ok(h) => out.push(Ok(convert(index, &h))),
@@ -144,13 +149,13 @@ fn list_hdus(path: &str, bytes: &[u8]) -> (Vec<Hdu>, Option<FitsError>) {
             }
             // A data unit beyond the end of the file: stop before fitsrs seeks past it.
             if let Some(Ok(last)) = out.last()
-                && last.data_offset.saturating_add(last.data_len) > bytes.len() as u64
+                && last.data_offset.saturating_add(last.data_len) > file_len
             {
                 break;
             }
         }
         out
-    });
+    }));
     let parsed = match parsed {
         Ok(p) => p,
         Err(panic) => {
@@ -179,7 +184,7 @@ fn list_hdus(path: &str, bytes: &[u8]) -> (Vec<Hdu>, Option<FitsError>) {
                     .data_offset
                     .saturating_add(h.data_len.div_ceil(2880).saturating_mul(2880));
                 let end = h.data_offset.saturating_add(h.data_len);
-                if end > bytes.len() as u64 {
+                if end > file_len {
                     return (
                         hdus,
                         Some(FitsError::Truncated {
@@ -187,7 +192,7 @@ fn list_hdus(path: &str, bytes: &[u8]) -> (Vec<Hdu>, Option<FitsError>) {
                             hdu: i,
                             offset: h.data_offset,
                             needed: h.data_len,
-                            available: (bytes.len() as u64).saturating_sub(h.data_offset),
+                            available: file_len.saturating_sub(h.data_offset),
                         }),
                     );
                 }
@@ -238,6 +243,29 @@ fn convert(index: usize, h: &fitsrs::HDU) -> Hdu {
         data_len: h.get_data_unit_byte_size(),
         header_offset: 0,
     }
+}
+
+/// Lists the HDUs of an uncompressed FITS file on disk, reading its headers only; the data
+/// stay on disk for [`crate::fits::image::read_plane_from_file`].
+pub fn open_headers(path: &Path) -> Result<(Vec<Hdu>, Option<FitsError>)> {
+    let name = path.display().to_string();
+    let io = |source| FitsError::Io {
+        path: name.clone(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut magic = [0u8; 9];
+    let n = std::io::Read::read(&mut file, &mut magic).map_err(io)?;
+    if n < 9 || &magic != b"SIMPLE  =" {
+        return Err(FitsError::NotFits { path: name });
+    }
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(io)?;
+    let (hdus, err) = list_hdus(&name, std::io::BufReader::with_capacity(1 << 16, file), len);
+    if hdus.is_empty() {
+        return Err(err.unwrap_or(FitsError::NotFits { path: name }));
+    }
+    Ok((hdus, err))
 }
 
 /// Parses a bare header: 80-character cards without newlines (as FITS stores them), or one

@@ -275,8 +275,8 @@ impl FitsFile {
                 available: self.bytes.len().saturating_sub(start) as u64,
             });
         }
-        let mut pixels = Vec::with_capacity(n);
-        decode(&self.bytes[start..end], &layout, &mut pixels);
+        let mut pixels = vec![T::NAN; n];
+        decode_parallel(&self.bytes[start..end], &layout, &mut pixels);
         Ok(ImageData {
             width,
             height,
@@ -285,81 +285,171 @@ impl FitsFile {
     }
 }
 
-/// Appends the physical values of `raw` (big-endian pixels of `layout.bitpix`) to `out`.
-pub fn decode<T: Sample>(raw: &[u8], layout: &ImageLayout, out: &mut Vec<T>) {
+/// Decodes `raw` into `out` (same number of pixels), in parallel blocks for large images.
+pub fn decode_parallel<T: Sample>(raw: &[u8], layout: &ImageLayout, out: &mut [T]) {
+    use rayon::prelude::*;
+    const BLOCK: usize = 1 << 18;
+    let w = layout.bitpix.bytes();
+    if out.len() <= BLOCK {
+        decode_into(raw, layout, out);
+        return;
+    }
+    out.par_chunks_mut(BLOCK)
+        .zip(raw.par_chunks(BLOCK * w))
+        .for_each(|(o, r)| decode_into(r, layout, o));
+}
+
+/// Decodes `raw` (big-endian pixels of `layout.bitpix`) into the physical values `out`.
+pub fn decode_into<T: Sample>(raw: &[u8], layout: &ImageLayout, out: &mut [T]) {
     let (bscale, bzero) = (layout.bscale, layout.bzero);
     let identity = bscale == 1.0 && bzero == 0.0;
+    let blank = layout.blank;
+    macro_rules! ints {
+        ($w:expr, $ty:ty) => {
+            for (o, c) in out.iter_mut().zip(raw.chunks_exact($w)) {
+                let v = <$ty>::from_be_bytes(c.try_into().unwrap_or([0; $w]));
+                *o = if blank == Some(v as i64) {
+                    T::NAN
+                } else {
+                    T::from_f64(v as f64 * bscale + bzero)
+                };
+            }
+        };
+    }
     match layout.bitpix {
         Bitpix::U8 => {
-            let blank = layout.blank;
-            out.extend(raw.iter().map(|&b| {
-                if blank == Some(b as i64) {
+            for (o, &b) in out.iter_mut().zip(raw) {
+                *o = if blank == Some(b as i64) {
                     T::NAN
                 } else {
                     T::from_f64(b as f64 * bscale + bzero)
-                }
-            }));
+                };
+            }
         }
-        Bitpix::I16 => {
-            let blank = layout.blank;
-            out.extend(raw.chunks_exact(2).map(|c| {
-                let v = i16::from_be_bytes([c[0], c[1]]);
-                if blank == Some(v as i64) {
-                    T::NAN
-                } else {
-                    T::from_f64(v as f64 * bscale + bzero)
-                }
-            }));
-        }
-        Bitpix::I32 => {
-            let blank = layout.blank;
-            out.extend(raw.chunks_exact(4).map(|c| {
-                let v = i32::from_be_bytes([c[0], c[1], c[2], c[3]]);
-                if blank == Some(v as i64) {
-                    T::NAN
-                } else {
-                    T::from_f64(v as f64 * bscale + bzero)
-                }
-            }));
-        }
+        Bitpix::I16 => ints!(2, i16),
+        Bitpix::I32 => ints!(4, i32),
         Bitpix::I64 => {
-            let blank = layout.blank;
-            // Unsigned 64-bit convention: BZERO = 2^63 exactly, BSCALE = 1. Flip the sign bit in
-            // integer arithmetic, since v + 2^63 is not exact in f64 arithmetic order.
+            // Unsigned 64-bit convention: BZERO = 2^63 exactly, BSCALE = 1: flip the sign bit
+            // in integer arithmetic (v + 2^63 is not exact in f64).
             let unsigned = bscale == 1.0 && bzero == 9_223_372_036_854_775_808.0;
-            out.extend(raw.chunks_exact(8).map(|c| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(c);
-                let v = i64::from_be_bytes(b);
-                if blank == Some(v) {
+            for (o, c) in out.iter_mut().zip(raw.chunks_exact(8)) {
+                let v = i64::from_be_bytes(c.try_into().unwrap_or([0; 8]));
+                *o = if blank == Some(v) {
                     T::NAN
                 } else if unsigned {
                     T::from_f64(((v as u64) ^ (1u64 << 63)) as f64)
                 } else {
                     T::from_f64(v as f64 * bscale + bzero)
-                }
-            }));
+                };
+            }
         }
         Bitpix::F32 => {
-            if identity {
-                out.extend(
-                    raw.chunks_exact(4)
-                        .map(|c| T::from_f32(f32::from_be_bytes([c[0], c[1], c[2], c[3]]))),
-                );
-            } else {
-                out.extend(raw.chunks_exact(4).map(|c| {
-                    let v = f32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f64;
-                    T::from_f64(v * bscale + bzero)
-                }));
+            for (o, c) in out.iter_mut().zip(raw.chunks_exact(4)) {
+                let v = f32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+                *o = if identity {
+                    T::from_f32(v)
+                } else {
+                    T::from_f64(v as f64 * bscale + bzero)
+                };
             }
         }
         Bitpix::F64 => {
-            out.extend(raw.chunks_exact(8).map(|c| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(c);
-                let v = f64::from_be_bytes(b);
-                T::from_f64(if identity { v } else { v * bscale + bzero })
-            }));
+            for (o, c) in out.iter_mut().zip(raw.chunks_exact(8)) {
+                let v = f64::from_be_bytes(c.try_into().unwrap_or([0; 8]));
+                *o = T::from_f64(if identity { v } else { v * bscale + bzero });
+            }
         }
     }
+}
+
+/// Reads one plane of an uncompressed image straight from disk into the output array (no
+/// copy of the file in memory): one read into the array's own bytes and an in-place byte
+/// swap for native-width float data, a raw read and a parallel decode otherwise.
+pub fn read_plane_from_file<T: Sample>(
+    path: &std::path::Path,
+    hdu: &Hdu,
+    plane: usize,
+) -> Result<ImageData<T>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let name = path.display().to_string();
+    let layout = ImageLayout::from_hdu(&name, hdu)?;
+    let (width, height, planes) = layout.plane_shape().ok_or_else(|| FitsError::Header {
+        path: name.clone(),
+        hdu: hdu.index,
+        message: "not a 2-D image".into(),
+    })?;
+    if plane >= planes {
+        return Err(FitsError::Header {
+            path: name,
+            hdu: hdu.index,
+            message: format!("no plane {plane}"),
+        });
+    }
+    let n = width.checked_mul(height).ok_or_else(|| FitsError::Header {
+        path: name.clone(),
+        hdu: hdu.index,
+        message: "image too large".into(),
+    })?;
+    let nbytes = (n * layout.bitpix.bytes()) as u64;
+    let io = |source| FitsError::Io {
+        path: name.clone(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let start = hdu.data_offset + plane as u64 * nbytes;
+    let len = f.metadata().map_err(io)?.len();
+    if start + nbytes > len {
+        return Err(FitsError::Truncated {
+            path: name.clone(),
+            hdu: hdu.index,
+            offset: start,
+            needed: nbytes,
+            available: len.saturating_sub(start),
+        });
+    }
+    f.seek(SeekFrom::Start(start)).map_err(io)?;
+    let native_f32 = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        && layout.bitpix == Bitpix::F32
+        && layout.bscale == 1.0
+        && layout.bzero == 0.0;
+    if native_f32 {
+        use rayon::prelude::*;
+        let mut words = vec![0u32; n];
+        // SAFETY: u32 has no invalid bit patterns and the slice covers exactly the vector.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, n * 4) };
+        f.read_exact(bytes).map_err(io)?;
+        let pixels: Vec<T> = {
+            words.par_chunks_mut(1 << 16).for_each(|c| {
+                for w in c {
+                    *w = u32::from_be(*w);
+                }
+            });
+            words
+                .into_iter()
+                .map(|w| T::from_f32(f32::from_bits(w)))
+                .collect()
+        };
+        return Ok(ImageData {
+            width,
+            height,
+            pixels,
+        });
+    }
+    let mut raw = vec![0u8; nbytes as usize];
+    f.read_exact(&mut raw).map_err(io)?;
+    let mut pixels = vec![T::NAN; n];
+    decode_parallel(&raw, &layout, &mut pixels);
+    Ok(ImageData {
+        width,
+        height,
+        pixels,
+    })
+}
+
+/// Appends the physical values of `raw` (big-endian pixels of `layout.bitpix`) to `out`.
+pub fn decode<T: Sample>(raw: &[u8], layout: &ImageLayout, out: &mut Vec<T>) {
+    let n = raw.len() / layout.bitpix.bytes();
+    let at = out.len();
+    out.resize(at + n, T::NAN);
+    decode_into(raw, layout, &mut out[at..]);
 }
