@@ -1,8 +1,9 @@
 //! Runs a parsed command line: resolves the configuration and calls the library. `main`
 //! only parses, sets up logging and maps the result to an exit code.
 
+use crate::catalog::compact::{self, CompactOptions};
 use crate::cli::{
-    Cli, Command, DemoArgs, FitsCommand, IngestArgs, OutputFormat, ServeArgs, SqlArgs,
+    Cli, Command, CompactArgs, DemoArgs, FitsCommand, IngestArgs, OutputFormat, ServeArgs, SqlArgs,
 };
 use crate::config::FileConfig;
 use crate::ingest::{self, IngestOptions};
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         Command::Ingest(a) => ingest_cmd(&file, a).await,
         Command::Serve(a) => serve_cmd(&file, a).await,
         Command::Sql(a) => sql_cmd(&file, a).await,
+        Command::Compact(a) => compact_cmd(&file, a).await,
         Command::Demo(a) => demo_cmd(a).await,
         Command::Fits { command } => fits_cmd(command),
     }
@@ -128,6 +130,7 @@ async fn ingest_cmd(file: &FileConfig, a: IngestArgs) -> Result<(), AppError> {
     opts.chunk_files = file.chunk_files(a.chunk_files).map_err(usage)?;
     opts.progress = std::io::stderr().is_terminal();
     opts.strict = a.strict;
+    opts.reprocess = a.reprocess;
     let report = ingest::run(&opts).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -146,6 +149,35 @@ async fn ingest_cmd(file: &FileConfig, a: IngestArgs) -> Result<(), AppError> {
             },
         })
     }
+}
+
+async fn compact_cmd(file: &FileConfig, a: CompactArgs) -> Result<(), AppError> {
+    let mut opts = CompactOptions::new(file.catalog(&a.catalog));
+    if let Some(n) = a.max_rows {
+        if n == 0 {
+            return Err(usage("--max-rows must be at least 1"));
+        }
+        opts.max_rows = n;
+    }
+    if let Some(m) = a.margin_arcsec {
+        if !(m > 0.0 && m <= 3600.0) {
+            return Err(usage("--margin-arcsec must be in (0, 3600]"));
+        }
+        opts.margin_arcsec = m;
+    }
+    if let Some(g) = a.gc_grace_seconds {
+        opts.grace = std::time::Duration::from_secs(g);
+    }
+    if let Some(mb) = a.memory_mb {
+        opts.memory_limit = mb.max(16) << 20;
+    }
+    let report = compact::run(&opts).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(())
 }
 
 async fn serve_cmd(file: &FileConfig, a: ServeArgs) -> Result<(), AppError> {

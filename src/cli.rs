@@ -26,6 +26,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run one SQL query against the catalog and print the result.
     Sql(SqlArgs),
+    /// Merge committed increments into balanced HATS partitions with a margin cache, and
+    /// delete files no committed version needs.
+    Compact(CompactArgs),
     /// Build a sample catalog from the bundled FITS files under ./astro-data and serve it.
     Demo(DemoArgs),
     /// Inspect a FITS file: HDUs, pixel statistics, pixel -> sky.
@@ -107,6 +110,30 @@ pub struct IngestArgs {
     /// Files per committed increment [default: 64]
     #[arg(long, env = "ASTROPIPE_CHUNK_FILES")]
     pub chunk_files: Option<usize>,
+    /// Process inputs already in the catalog again and replace their rows (atomically).
+    #[arg(long, env = "ASTROPIPE_REPROCESS")]
+    pub reprocess: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArg,
+    /// Most rows in one HATS partition (hats_max_rows) [default: 1000000]
+    #[arg(long, env = "ASTROPIPE_MAX_ROWS")]
+    pub max_rows: Option<u64>,
+    /// Margin cache threshold in arcseconds [default: 10]
+    #[arg(long, env = "ASTROPIPE_MARGIN_ARCSEC")]
+    pub margin_arcsec: Option<f64>,
+    /// Unreferenced files are deleted only when older than this many seconds [default: 3600]
+    #[arg(long, env = "ASTROPIPE_GC_GRACE_SECONDS")]
+    pub gc_grace_seconds: Option<u64>,
+    /// Memory for sorting before spilling to disk, MiB [default: 1024]
+    #[arg(long, env = "ASTROPIPE_COMPACT_MEMORY_MB")]
+    pub memory_mb: Option<usize>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

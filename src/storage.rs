@@ -104,6 +104,12 @@ impl Location {
         })
     }
 
+    /// The catalog's directory when the store is the local filesystem.
+    pub fn local_dir(&self) -> Option<std::path::PathBuf> {
+        (self.store_url.scheme() == "file")
+            .then(|| std::path::PathBuf::from(format!("/{}", self.root)))
+    }
+
     /// A path under the catalog root.
     pub fn path(&self, rel: &str) -> Path {
         let mut p = self.root.clone();

@@ -238,3 +238,67 @@ impl Frame {
         s
     }
 }
+
+/// Synthetic `sources` rows (catalog-level, no image): `n` positions uniform on the sky cap of
+/// radius `radius_deg` around (ra0, dec0), with plausible measurements and their `_healpix_29`.
+/// For catalog tests and the write bench. `exposure_id` values cycle over `exposures`.
+pub fn source_rows(
+    n: usize,
+    (ra0, dec0): (f64, f64),
+    radius_deg: f64,
+    exposures: &[i64],
+    seed: u64,
+) -> Vec<crate::catalog::schema::SourceRow> {
+    use crate::catalog::schema::SourceRow;
+    let mut rng = Rng::new(seed);
+    let (sd0, cd0) = dec0.to_radians().sin_cos();
+    let cos_r = radius_deg.to_radians().cos();
+    (0..n)
+        .map(|i| {
+            // Uniform on the cap: cos(rho) uniform in [cos r, 1], bearing uniform.
+            let cr = 1.0 - rng.uniform() * (1.0 - cos_r);
+            let sr = (1.0 - cr * cr).max(0.0).sqrt();
+            let bearing = 2.0 * std::f64::consts::PI * rng.uniform();
+            let sd = sd0 * cr + cd0 * sr * bearing.cos();
+            let dec = sd.clamp(-1.0, 1.0).asin();
+            let y = bearing.sin() * sr * cd0;
+            let x = cr - sd0 * sd;
+            let ra = (ra0 + y.atan2(x).to_degrees()).rem_euclid(360.0);
+            let dec = dec.to_degrees();
+            let exposure_id = exposures[i % exposures.len().max(1)];
+            let flux = 10f64.powf(2.0 + 3.0 * rng.uniform());
+            let err = flux.sqrt() + 5.0;
+            SourceRow {
+                source_id: format!("{exposure_id:016x}-{i:06}"),
+                exposure_id,
+                ra: Some(ra),
+                dec: Some(dec),
+                ra_err: Some(0.01),
+                dec_err: Some(0.01),
+                x: rng.uniform() * 4096.0,
+                y: rng.uniform() * 4096.0,
+                a: 1.5 + rng.uniform(),
+                b: 1.2 + rng.uniform() * 0.3,
+                theta: rng.uniform() * 180.0 - 90.0,
+                flux_auto: flux,
+                flux_auto_err: err,
+                flux_aper: vec![flux * 0.7, flux * 0.9, flux * 0.97],
+                flux_aper_err: vec![err * 0.6, err * 0.8, err * 0.95],
+                flux_iso: flux * 0.95,
+                mag_auto: Some(25.0 - 2.5 * flux.log10()),
+                mag_auto_err: Some(1.0857 * err / flux),
+                kron_radius: 3.5,
+                fwhm: Some(3.0 + rng.normal() * 0.2),
+                ellipticity: Some(0.05 * rng.uniform()),
+                peak: flux / 20.0,
+                background: 1000.0 + rng.normal(),
+                npix: 20 + (rng.uniform() * 30.0) as i32,
+                snr: Some(flux / err),
+                flags: 0,
+                mjd_obs: Some(61_000.0 + (exposure_id.rem_euclid(1000)) as f64),
+                filter: Some("r".into()),
+                healpix_29: astropipe_udfs::healpix::nested_index(29, ra, dec),
+            }
+        })
+        .collect()
+}

@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of astropipe: the Rust unit and integration tests (which start the real
-# server on 127.0.0.1:0). Installs nothing system-wide; builds in debug mode.
+# server on 127.0.0.1:0), including those that drive real third-party clients and servers.
+#
+# It first makes what those tests need (nothing system-wide):
+#   - a Python venv (default /var/tmp/astropipe-venv, reused while tests/python/requirements.txt
+#     is unchanged) with moto (S3 server), hats + LSDB, pyvo and the ADBC Flight SQL driver;
+#   - a moto S3 server on 127.0.0.1 (a free port), stopped when the tests end.
+# The tests find them through ASTROPIPE_TEST_PYTHON and ASTROPIPE_TEST_S3_ENDPOINT; with
+# ASTROPIPE_TEST_REQUIRE_EXTERNAL=1 (set here) a test that lacks them fails instead of skipping.
 #
 #   ./tests/run-all.sh            # all tests
 #   ./tests/run-all.sh NAME       # only tests whose name contains NAME
@@ -8,4 +15,36 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/astropipe-target}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+
+venv="${ASTROPIPE_VENV:-/var/tmp/astropipe-venv}"
+req=tests/python/requirements.txt
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    echo "run-all: preparing the test venv in $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    "$venv/bin/pip" install -q -r "$req"
+    echo "$want" > "$stamp"
+fi
+export ASTROPIPE_TEST_PYTHON="$venv/bin/python"
+export ASTROPIPE_TEST_REQUIRE_EXTERNAL=1
+
+# A moto S3 server on a free loopback port.
+port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+moto_log="${TMPDIR:-/tmp}/astropipe-moto-$$.log"
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
+        break
+    fi
+    if ! kill -0 "$moto_pid" 2>/dev/null; then
+        echo "run-all: moto_server did not start:" >&2; cat "$moto_log" >&2; exit 1
+    fi
+    sleep 0.2
+done
+export ASTROPIPE_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+
 cargo test --workspace --all-targets -- "$@"

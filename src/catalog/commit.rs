@@ -1,9 +1,15 @@
 //! The commit log: how increments become visible, atomically.
 //!
-//! Each ingest increment writes new, uniquely named Parquet files and then one commit record
-//! `_commits/<version>.json`, created with a conditional put (`PutMode::Create`): two writers
-//! can never claim the same version, and a reader sees an increment exactly when its record
-//! exists. Files without a record (a crash before the commit) are invisible.
+//! Every change (an ingest increment, a compaction, a reprocessing) writes new, uniquely named
+//! files first and then one commit record `_commits/<version>.json`, created with a
+//! conditional put (`PutMode::Create`): two writers can never claim the same version, and a
+//! reader sees a change exactly when its record exists. Files without a record (a crash before
+//! the commit) are invisible and are garbage-collected by `compact`.
+//!
+//! A record lists the files it adds and removes, the inputs (content hashes) it covers, and,
+//! for compactions, the HATS generation it makes current. `compact` also writes checkpoints
+//! (`_commits/<version>.checkpoint.json`, the whole snapshot) so readers do not replay the
+//! full log.
 
 use crate::storage::Location;
 use futures::TryStreamExt;
@@ -33,21 +39,63 @@ pub enum CommitError {
     Contended { uri: String, attempts: usize },
 }
 
-/// A data file of a table, relative to the catalog root.
+fn default_kind() -> String {
+    "data".into()
+}
+
+/// A file of a table, relative to the catalog root. `kind` is `data` (rows of the table) or
+/// `meta` (HATS metadata: properties, partition_info.csv, _metadata, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
     pub table: String,
     pub path: String,
     pub rows: u64,
     pub bytes: u64,
+    #[serde(default = "default_kind")]
+    pub kind: String,
 }
 
-/// An input file whose HDUs an increment holds.
+impl FileEntry {
+    pub fn data(table: &str, path: String, rows: u64, bytes: u64) -> Self {
+        FileEntry {
+            table: table.into(),
+            path,
+            rows,
+            bytes,
+            kind: default_kind(),
+        }
+    }
+    pub fn meta(table: &str, path: String, bytes: u64) -> Self {
+        FileEntry {
+            table: table.into(),
+            path,
+            rows: 0,
+            bytes,
+            kind: "meta".into(),
+        }
+    }
+    pub fn is_data(&self) -> bool {
+        self.kind == "data"
+    }
+}
+
+/// An input file whose HDUs a change holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputEntry {
     pub sha256: String,
     pub uri: String,
     pub exposure_ids: Vec<i64>,
+}
+
+/// The HATS generation written by a compaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    /// Directory of the sources HATS catalog, relative to `sources/`.
+    pub sources_dir: String,
+    /// Directory of its margin catalog, relative to `sources/`.
+    pub margin_dir: Option<String>,
+    pub partitions: usize,
+    pub max_order: u8,
 }
 
 /// One commit record.
@@ -57,47 +105,81 @@ pub struct CommitRecord {
     pub run_id: String,
     pub created_at: String,
     pub pipeline_version: String,
+    /// `ingest`, `compact` or `reprocess`.
+    #[serde(default)]
+    pub operation: String,
     #[serde(default)]
     pub add: Vec<FileEntry>,
     #[serde(default)]
     pub remove: Vec<String>,
     #[serde(default)]
     pub inputs: Vec<InputEntry>,
+    #[serde(default)]
+    pub generation: Option<Generation>,
 }
 
-/// The state of the catalog at one version: the live files of each table and the inputs.
-#[derive(Debug, Clone, Default)]
+/// The state of the catalog at one version.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Snapshot {
     pub version: u64,
+    /// Live files by table.
     pub files: BTreeMap<String, Vec<FileEntry>>,
     /// Committed inputs by content hash.
     pub inputs: HashMap<String, InputEntry>,
+    /// The current HATS generation, if the catalog was ever compacted.
+    #[serde(default)]
+    pub generation: Option<Generation>,
+    /// When each removed file stopped being live (RFC 3339), for garbage collection.
+    #[serde(default)]
+    pub removed_at: HashMap<String, String>,
 }
 
 impl Snapshot {
-    pub fn files_of(&self, table: &str) -> &[FileEntry] {
-        self.files.get(table).map(|v| v.as_slice()).unwrap_or(&[])
+    /// Live data files of a table.
+    pub fn files_of(&self, table: &str) -> Vec<&FileEntry> {
+        self.files
+            .get(table)
+            .map(|v| v.iter().filter(|f| f.is_data()).collect())
+            .unwrap_or_default()
     }
 
     pub fn rows_of(&self, table: &str) -> u64 {
         self.files_of(table).iter().map(|f| f.rows).sum()
     }
 
-    fn apply(&mut self, c: &CommitRecord) {
+    /// Every live path (data and metadata).
+    pub fn live_paths(&self) -> std::collections::HashSet<&str> {
+        self.files
+            .values()
+            .flatten()
+            .map(|f| f.path.as_str())
+            .collect()
+    }
+
+    pub fn is_live(&self, path: &str) -> bool {
+        self.files.values().flatten().any(|f| f.path == path)
+    }
+
+    pub fn apply(&mut self, c: &CommitRecord) {
         self.version = c.version;
         for r in &c.remove {
             for files in self.files.values_mut() {
                 files.retain(|f| &f.path != r);
             }
+            self.removed_at.insert(r.clone(), c.created_at.clone());
         }
         for a in &c.add {
             self.files
                 .entry(a.table.clone())
                 .or_default()
                 .push(a.clone());
+            self.removed_at.remove(&a.path);
         }
         for i in &c.inputs {
             self.inputs.insert(i.sha256.clone(), i.clone());
+        }
+        if c.generation.is_some() {
+            self.generation = c.generation.clone();
         }
     }
 }
@@ -106,49 +188,122 @@ fn commit_name(version: u64) -> String {
     format!("{version:020}.json")
 }
 
-/// Reads every commit record, in version order.
-pub async fn read_log(loc: &Location) -> Result<Vec<CommitRecord>, CommitError> {
-    let store_err = |source| CommitError::Store {
+fn checkpoint_name(version: u64) -> String {
+    format!("{version:020}.checkpoint.json")
+}
+
+fn store_err(loc: &Location) -> impl Fn(object_store::Error) -> CommitError + '_ {
+    move |source| CommitError::Store {
         uri: loc.uri.clone(),
         source,
-    };
+    }
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    loc: &Location,
+    path: &object_store::path::Path,
+) -> Result<T, CommitError> {
+    let bytes = loc
+        .store
+        .get(path)
+        .await
+        .map_err(store_err(loc))?
+        .bytes()
+        .await
+        .map_err(store_err(loc))?;
+    serde_json::from_slice(&bytes).map_err(|e| CommitError::Corrupt {
+        uri: loc.uri.clone(),
+        path: path.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Versions of the commit records and checkpoints present.
+async fn list_log(loc: &Location) -> Result<(Vec<u64>, Vec<u64>), CommitError> {
     let prefix = loc.path(COMMITS_DIR);
-    let mut metas: Vec<_> = loc
+    let metas: Vec<_> = loc
         .store
         .list(Some(&prefix))
-        .try_collect::<Vec<_>>()
+        .try_collect()
         .await
-        .map_err(store_err)?;
-    metas.retain(|m| m.location.filename().is_some_and(|f| f.ends_with(".json")));
-    metas.sort_by(|a, b| a.location.cmp(&b.location));
-    let mut out = Vec::with_capacity(metas.len());
+        .map_err(store_err(loc))?;
+    let (mut commits, mut checkpoints) = (Vec::new(), Vec::new());
     for m in metas {
-        let bytes = loc
-            .store
-            .get(&m.location)
-            .await
-            .map_err(store_err)?
-            .bytes()
-            .await
-            .map_err(store_err)?;
-        let rec: CommitRecord =
-            serde_json::from_slice(&bytes).map_err(|e| CommitError::Corrupt {
-                uri: loc.uri.clone(),
-                path: m.location.to_string(),
-                message: e.to_string(),
-            })?;
-        out.push(rec);
+        let Some(name) = m.location.filename() else {
+            continue;
+        };
+        if let Some(v) = name
+            .strip_suffix(".checkpoint.json")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            checkpoints.push(v);
+        } else if let Some(v) = name
+            .strip_suffix(".json")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            commits.push(v);
+        }
+    }
+    commits.sort_unstable();
+    checkpoints.sort_unstable();
+    Ok((commits, checkpoints))
+}
+
+/// Reads every commit record, in version order.
+pub async fn read_log(loc: &Location) -> Result<Vec<CommitRecord>, CommitError> {
+    let (commits, _) = list_log(loc).await?;
+    let mut out = Vec::with_capacity(commits.len());
+    for v in commits {
+        out.push(get_json(loc, &loc.path(&format!("{COMMITS_DIR}/{}", commit_name(v)))).await?);
     }
     Ok(out)
 }
 
-/// The latest snapshot.
+/// The latest snapshot: the newest checkpoint, then the commits after it.
 pub async fn snapshot(loc: &Location) -> Result<Snapshot, CommitError> {
-    let mut s = Snapshot::default();
-    for c in read_log(loc).await? {
+    let (commits, checkpoints) = list_log(loc).await?;
+    let mut s = match checkpoints.last() {
+        Some(&v) => {
+            get_json(
+                loc,
+                &loc.path(&format!("{COMMITS_DIR}/{}", checkpoint_name(v))),
+            )
+            .await?
+        }
+        None => Snapshot::default(),
+    };
+    let from = s.version;
+    for v in commits.into_iter().filter(|&v| v > from) {
+        let c: CommitRecord =
+            get_json(loc, &loc.path(&format!("{COMMITS_DIR}/{}", commit_name(v)))).await?;
         s.apply(&c);
     }
     Ok(s)
+}
+
+/// Writes a checkpoint of `snap` (idempotent; a lost race means an identical one exists).
+pub async fn write_checkpoint(loc: &Location, snap: &Snapshot) -> Result<(), CommitError> {
+    let path = loc.path(&format!("{COMMITS_DIR}/{}", checkpoint_name(snap.version)));
+    let body = serde_json::to_vec(snap).map_err(|e| CommitError::Corrupt {
+        uri: loc.uri.clone(),
+        path: path.to_string(),
+        message: e.to_string(),
+    })?;
+    let opts = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match loc
+        .store
+        .put_opts(&path, PutPayload::from(body), opts)
+        .await
+    {
+        Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+        Err(source) => Err(CommitError::Store {
+            uri: loc.uri.clone(),
+            source,
+        }),
+    }
 }
 
 /// Tries to create the commit record of `record.version`. Returns `false` when another writer
@@ -179,28 +334,85 @@ pub async fn try_put(loc: &Location, record: &CommitRecord) -> Result<bool, Comm
     }
 }
 
-/// The latest committed version, from a listing only (no record is read): cheap enough to
-/// poll.
+/// The latest committed version, from a listing only: cheap enough to poll.
 pub async fn latest_version(loc: &Location) -> Result<u64, CommitError> {
-    let prefix = loc.path(COMMITS_DIR);
-    let metas: Vec<_> = loc
-        .store
-        .list(Some(&prefix))
-        .try_collect::<Vec<_>>()
-        .await
-        .map_err(|source| CommitError::Store {
-            uri: loc.uri.clone(),
-            source,
-        })?;
-    Ok(metas
-        .iter()
-        .filter_map(|m| {
-            m.location
-                .filename()?
-                .strip_suffix(".json")?
-                .parse::<u64>()
-                .ok()
-        })
-        .max()
-        .unwrap_or(0))
+    let (commits, _) = list_log(loc).await?;
+    Ok(commits.last().copied().unwrap_or(0))
+}
+
+/// The current UTC time as RFC 3339 (seconds precision).
+pub fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    let days = now.div_euclid(86_400);
+    let secs = now.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60
+    )
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 time as written by [`now_rfc3339`].
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let (date, time) = s.trim_end_matches('Z').split_once('T')?;
+    let mut d = date.split('-').map(|v| v.parse::<i64>());
+    let (y, m, dd) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut t = time.split(':').map(|v| v.parse::<f64>());
+    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    let days = days_from_civil(y, m, dd);
+    Some(days * 86_400 + (hh * 3600.0 + mm * 60.0 + ss) as i64)
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Gregorian date of a day count since 1970-01-01 (Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// A new unique run id: seconds since the epoch and a random UUID.
+pub fn new_run_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}-{}", now.as_secs(), uuid::Uuid::new_v4().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        let s = now_rfc3339();
+        let t = parse_rfc3339(&s).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!((t - now).abs() <= 2, "{s}");
+        assert_eq!(parse_rfc3339("1970-01-02T00:00:01Z"), Some(86_401));
+    }
 }

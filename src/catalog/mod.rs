@@ -11,12 +11,15 @@
 //! ```
 
 pub mod commit;
+pub mod compact;
+pub mod hats;
+pub mod margin;
 pub mod schema;
 pub mod writer;
 
 use crate::storage::Location;
 use arrow::array::RecordBatch;
-pub use commit::{CommitError, CommitRecord, FileEntry, InputEntry, Snapshot};
+pub use commit::{CommitError, CommitRecord, FileEntry, Generation, InputEntry, Snapshot};
 use object_store::{ObjectStoreExt, PutPayload};
 
 pub const EXPOSURES: &str = "exposures";
@@ -32,7 +35,9 @@ pub enum CatalogError {
         #[source]
         source: writer::WriteError,
     },
-    #[error("writing {path}: {source}")]
+    #[error("reading {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("storing {path}: {source}")]
     Put {
         path: String,
         #[source]
@@ -68,10 +73,110 @@ pub async fn put_increment_file(
             path: path.to_string(),
             source,
         })?;
-    Ok(FileEntry {
-        table: table.into(),
-        path: rel,
-        rows: batch.num_rows() as u64,
-        bytes: n,
-    })
+    Ok(FileEntry::data(table, rel, batch.num_rows() as u64, n))
+}
+
+/// Rewrites the live data files that hold rows of `exposures` without those rows (for
+/// `--reprocess`). Returns the paths to remove and the replacement files to add; files with no
+/// row left are only removed.
+pub async fn rewrite_without(
+    loc: &Location,
+    snap: &Snapshot,
+    exposures: &std::collections::HashSet<i64>,
+    run_id: &str,
+) -> Result<(Vec<String>, Vec<FileEntry>), CatalogError> {
+    use arrow::array::{Array, AsArray, BooleanArray};
+    use arrow::datatypes::Int64Type;
+    let mut remove = Vec::new();
+    let mut add = Vec::new();
+    for (table, sort_by) in [(EXPOSURES, "exposure_id"), (SOURCES, schema::HEALPIX_29)] {
+        for (n, f) in snap.files_of(table).into_iter().enumerate() {
+            let batches = read_parquet(loc, &f.path).await?;
+            let mut touched = false;
+            let mut kept = Vec::new();
+            for b in batches {
+                let ids = b
+                    .column_by_name("exposure_id")
+                    .map(|c| c.as_primitive::<Int64Type>().clone())
+                    .ok_or_else(|| CatalogError::Read {
+                        path: f.path.clone(),
+                        message: "no exposure_id column".into(),
+                    })?;
+                let keep: BooleanArray = (0..ids.len())
+                    .map(|i| Some(ids.is_null(i) || !exposures.contains(&ids.value(i))))
+                    .collect();
+                if keep.true_count() != b.num_rows() {
+                    touched = true;
+                }
+                let filtered =
+                    arrow::compute::filter_record_batch(&b, &keep).map_err(|source| {
+                        CatalogError::Batch {
+                            table: table.into(),
+                            source,
+                        }
+                    })?;
+                if filtered.num_rows() > 0 {
+                    kept.push(filtered);
+                }
+            }
+            if !touched {
+                continue;
+            }
+            remove.push(f.path.clone());
+            if kept.is_empty() {
+                continue;
+            }
+            let schema = kept[0].schema();
+            let all = arrow::compute::concat_batches(&schema, &kept).map_err(|source| {
+                CatalogError::Batch {
+                    table: table.into(),
+                    source,
+                }
+            })?;
+            let bytes =
+                writer::encode_sorted(&all, sort_by).map_err(|source| CatalogError::Encode {
+                    table: table.into(),
+                    source,
+                })?;
+            let rel = format!("{table}/_increments/{run_id}-rewrite-{n}.parquet");
+            let len = bytes.len() as u64;
+            loc.store
+                .put(&loc.path(&rel), PutPayload::from(bytes))
+                .await
+                .map_err(|source| CatalogError::Put {
+                    path: rel.clone(),
+                    source,
+                })?;
+            add.push(FileEntry::data(table, rel, all.num_rows() as u64, len));
+        }
+    }
+    Ok((remove, add))
+}
+
+/// Reads a whole Parquet file of the catalog.
+pub async fn read_parquet(loc: &Location, rel: &str) -> Result<Vec<RecordBatch>, CatalogError> {
+    let get_err = |source| CatalogError::Put {
+        path: rel.into(),
+        source,
+    };
+    let bytes = loc
+        .store
+        .get(&loc.path(rel))
+        .await
+        .map_err(get_err)?
+        .bytes()
+        .await
+        .map_err(get_err)?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.with_batch_size(65_536).build())
+        .map_err(|e| CatalogError::Read {
+            path: rel.into(),
+            message: e.to_string(),
+        })?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CatalogError::Read {
+            path: rel.into(),
+            message: e.to_string(),
+        })
 }

@@ -539,7 +539,7 @@ pub struct ExposureRow {
 }
 
 /// One `sources` row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SourceRow {
     pub source_id: String,
     pub exposure_id: i64,

@@ -13,7 +13,7 @@ pub mod pipeline;
 pub mod report;
 
 use crate::catalog::{
-    self, CatalogError, CommitRecord, EXPOSURES, InputEntry, SOURCES, commit, schema,
+    self, CatalogError, CommitRecord, EXPOSURES, FileEntry, InputEntry, SOURCES, commit, schema,
 };
 use crate::image::ExtractOptions;
 use crate::storage::{Location, StorageError};
@@ -50,6 +50,8 @@ pub struct IngestOptions {
     pub progress: bool,
     /// Treat checksum mismatches as failures rather than warnings.
     pub strict: bool,
+    /// Process inputs already in the catalog again and replace their rows.
+    pub reprocess: bool,
 }
 
 impl IngestOptions {
@@ -61,6 +63,7 @@ impl IngestOptions {
             chunk_files: 64,
             progress: false,
             strict: false,
+            reprocess: false,
         }
     }
 }
@@ -103,7 +106,11 @@ pub async fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
     let chunk = opts.chunk_files.max(1);
     for paths in files.chunks(chunk) {
         let snap = commit::snapshot(&loc).await?;
-        let known: HashSet<String> = snap.inputs.keys().cloned().collect();
+        let known: HashSet<String> = if opts.reprocess {
+            HashSet::new()
+        } else {
+            snap.inputs.keys().cloned().collect()
+        };
         let paths: Vec<PathBuf> = paths.to_vec();
         let extract = opts.extract.clone();
         let bar2 = bar.clone();
@@ -142,7 +149,7 @@ pub async fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
             }
         }
         account(&mut report, &fresh, opts.strict);
-        if let Some(v) = commit_chunk(&loc, fresh).await? {
+        if let Some(v) = commit_chunk(&loc, fresh, opts.reprocess).await? {
             report.versions.push(v);
         }
         bar.set_message(format!("{} sources", report.sources));
@@ -292,10 +299,19 @@ fn failure_kind(reason: &str) -> &'static str {
     }
 }
 
-/// Writes the increment of the good files of a chunk and commits it. On a lost race the
-/// fresh snapshot is re-read; inputs another writer committed meanwhile are dropped and the
-/// files rewritten without them, so a content hash is never committed twice.
-async fn commit_chunk(loc: &Location, fresh: Vec<Processed>) -> Result<Option<u64>, IngestError> {
+/// Writes the increment of the good files of a chunk and commits it.
+///
+/// The files are written once. When another writer commits first, the fresh snapshot decides:
+/// inputs it committed meanwhile are dropped (and only then are the files rewritten without
+/// them), so a content hash is never committed twice; otherwise the same files are committed
+/// at the next version. With `reprocess`, inputs already in the catalog replace their old
+/// rows: the live files holding them are rewritten without those exposures, and the removal
+/// and the new rows become visible in the same commit.
+async fn commit_chunk(
+    loc: &Location,
+    fresh: Vec<Processed>,
+    reprocess: bool,
+) -> Result<Option<u64>, IngestError> {
     let mut good: Vec<(String, String, FileOutcome)> = fresh
         .into_iter()
         .filter_map(|p| match p.outcome {
@@ -303,49 +319,56 @@ async fn commit_chunk(loc: &Location, fresh: Vec<Processed>) -> Result<Option<u6
             _ => None,
         })
         .collect();
+    let mut written: Option<(usize, Vec<FileEntry>)> = None;
     const MAX_ATTEMPTS: usize = 64;
     for _ in 0..MAX_ATTEMPTS {
         let snap = commit::snapshot(loc).await?;
-        good.retain(|(_, sha, _)| !snap.inputs.contains_key(sha));
+        let before = good.len();
+        // Without --reprocess, an input someone else committed meanwhile is theirs; with it,
+        // this run replaces whatever is committed for the input (the last writer wins, and
+        // the rewrite below removes the earlier rows, so nothing is duplicated).
+        good.retain(|(_, sha, _)| reprocess || !snap.inputs.contains_key(sha));
         if good.is_empty() {
             return Ok(None);
         }
-        let t0 = Instant::now();
-        let run_id = new_run_id();
-        let exposures: Vec<_> = good
-            .iter()
-            .flat_map(|g| g.2.exposures.iter().cloned())
-            .collect();
-        let sources: Vec<_> = good
-            .iter()
-            .flat_map(|g| g.2.sources.iter().cloned())
-            .collect();
-        let eb = schema::exposures_batch(&exposures).map_err(|source| CatalogError::Batch {
-            table: EXPOSURES.into(),
-            source,
-        })?;
-        let sb = schema::sources_batch(&sources).map_err(|source| CatalogError::Batch {
-            table: SOURCES.into(),
-            source,
-        })?;
-        let mut add =
-            vec![catalog::put_increment_file(loc, EXPOSURES, &run_id, &eb, "exposure_id").await?];
-        if sb.num_rows() > 0 {
-            add.push(
-                catalog::put_increment_file(loc, SOURCES, &run_id, &sb, schema::HEALPIX_29).await?,
-            );
+        if good.len() != before {
+            written = None;
         }
-        metrics()
-            .ingest_stage_seconds
-            .with_label_values(&["write"])
-            .observe(t0.elapsed().as_secs_f64());
+        let run_id = commit::new_run_id();
+        let add = match &written {
+            Some((n, files)) if *n == good.len() => files.clone(),
+            _ => {
+                let files = write_increment(loc, &good, &run_id).await?;
+                written = Some((good.len(), files.clone()));
+                files
+            }
+        };
+        // Reprocessing: rewrite the live files that hold the exposures being replaced.
+        let replaced: std::collections::HashSet<i64> = if reprocess {
+            good.iter()
+                .filter_map(|(_, sha, _)| snap.inputs.get(sha))
+                .flat_map(|i| i.exposure_ids.iter().copied())
+                .collect()
+        } else {
+            Default::default()
+        };
+        let (remove, rewritten) = if replaced.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            catalog::rewrite_without(loc, &snap, &replaced, &run_id).await?
+        };
         let record = CommitRecord {
             version: snap.version + 1,
-            run_id: run_id.clone(),
-            created_at: chrono_now(),
+            run_id,
+            created_at: commit::now_rfc3339(),
             pipeline_version: env!("CARGO_PKG_VERSION").to_string(),
-            add,
-            remove: Vec::new(),
+            operation: if replaced.is_empty() {
+                "ingest".into()
+            } else {
+                "reprocess".into()
+            },
+            add: add.into_iter().chain(rewritten).collect(),
+            remove,
             inputs: good
                 .iter()
                 .map(|(uri, sha, o)| InputEntry {
@@ -354,11 +377,12 @@ async fn commit_chunk(loc: &Location, fresh: Vec<Processed>) -> Result<Option<u6
                     exposure_ids: o.exposures.iter().map(|e| e.exposure_id).collect(),
                 })
                 .collect(),
+            generation: None,
         };
         if commit::try_put(loc, &record).await? {
             return Ok(Some(record.version));
         }
-        // Lost the race for this version: the files just written stay uncommitted (invisible).
+        // Lost the race for this version: re-read and try again.
     }
     Err(catalog::CommitError::Contended {
         uri: loc.uri.clone(),
@@ -367,40 +391,37 @@ async fn commit_chunk(loc: &Location, fresh: Vec<Processed>) -> Result<Option<u6
     .into())
 }
 
-fn new_run_id() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}-{}", now.as_secs(), uuid::Uuid::new_v4().simple())
-}
-
-/// The current UTC time as RFC 3339 (seconds precision).
-pub fn chrono_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs() as i64;
-    let days = now.div_euclid(86_400);
-    let secs = now.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs % 3600) / 60,
-        secs % 60
-    )
-}
-
-/// Gregorian date of a day count since 1970-01-01 (Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// Encodes and stores the exposures and sources of the good files of a chunk.
+async fn write_increment(
+    loc: &Location,
+    good: &[(String, String, FileOutcome)],
+    run_id: &str,
+) -> Result<Vec<FileEntry>, IngestError> {
+    let t0 = Instant::now();
+    let exposures: Vec<_> = good
+        .iter()
+        .flat_map(|g| g.2.exposures.iter().cloned())
+        .collect();
+    let sources: Vec<_> = good
+        .iter()
+        .flat_map(|g| g.2.sources.iter().cloned())
+        .collect();
+    let eb = schema::exposures_batch(&exposures).map_err(|source| CatalogError::Batch {
+        table: EXPOSURES.into(),
+        source,
+    })?;
+    let sb = schema::sources_batch(&sources).map_err(|source| CatalogError::Batch {
+        table: SOURCES.into(),
+        source,
+    })?;
+    let mut add =
+        vec![catalog::put_increment_file(loc, EXPOSURES, run_id, &eb, "exposure_id").await?];
+    if sb.num_rows() > 0 {
+        add.push(catalog::put_increment_file(loc, SOURCES, run_id, &sb, schema::HEALPIX_29).await?);
+    }
+    metrics()
+        .ingest_stage_seconds
+        .with_label_values(&["write"])
+        .observe(t0.elapsed().as_secs_f64());
+    Ok(add)
 }

@@ -36,10 +36,31 @@ pub fn catalog_tables() -> [(&'static str, SchemaRef); 2] {
 
 /// A new context with the UDFs registered and the catalog's store reachable.
 pub fn new_context(loc: &Location) -> Result<SessionContext, SessionError> {
+    new_context_with_memory(loc, None)
+}
+
+/// A new context whose queries use at most `memory_limit` bytes, spilling sorts to disk
+/// beyond that (used by `compact` on catalogs larger than memory).
+pub fn new_context_with_memory(
+    loc: &Location,
+    memory_limit: Option<usize>,
+) -> Result<SessionContext, SessionError> {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("astropipe", "public");
-    let mut ctx = SessionContext::new_with_config(config);
+    let mut ctx = match memory_limit {
+        None => SessionContext::new_with_config(config),
+        Some(limit) => {
+            let rt = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                .with_memory_limit(limit, 1.0)
+                .build_arc()
+                .map_err(|source| SessionError::Register {
+                    table: "(runtime)".into(),
+                    source,
+                })?;
+            SessionContext::new_with_config_rt(config, rt)
+        }
+    };
     ctx.register_object_store(&loc.store_url, loc.store.clone());
     let registry: &mut dyn FunctionRegistry = &mut ctx;
     astropipe_udfs::register_all(registry).map_err(|source| SessionError::Register {

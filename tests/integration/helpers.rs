@@ -1,5 +1,6 @@
 //! Shared test helpers: scratch directories, sample files, a real server on port 0.
 
+use arrow::array::Array;
 use astropipe::ingest::{self, IngestOptions, IngestReport};
 use astropipe::server::{AppState, ServeOptions, Server};
 use std::net::SocketAddr;
@@ -141,4 +142,27 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// Runs SQL on a local catalog and returns the first column of every row as text.
+pub async fn query_strings(catalog: &Path, sql: &str) -> Vec<String> {
+    let loc = astropipe::storage::Location::open(&catalog.display().to_string()).unwrap();
+    let (ctx, _) = astropipe::query::session::open(&loc).await.unwrap();
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let mut out = Vec::new();
+    for b in batches {
+        let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+        let col = col
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        for i in 0..col.len() {
+            out.push(if col.is_null(i) {
+                "NULL".to_string()
+            } else {
+                col.value(i).to_string()
+            });
+        }
+    }
+    out
 }
