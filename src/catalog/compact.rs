@@ -11,6 +11,7 @@
 use super::commit::{self, CommitRecord, FileEntry, Generation, Snapshot};
 use super::hats::{self, Pixel};
 use super::margin;
+use super::writer::{self, ParallelWriter};
 use super::{EXPOSURES, SOURCES, schema};
 use crate::query::session;
 use crate::storage::Location;
@@ -20,12 +21,10 @@ use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::{ObjectStoreExt, PutPayload};
-use parquet::arrow::AsyncArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::{ParquetMetaData, SortingColumn};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::metadata::ParquetMetaData;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 
 /// Table name of the margin cache in the commit log.
 pub const SOURCES_MARGIN: &str = "sources_margin";
@@ -120,27 +119,11 @@ impl std::fmt::Display for CompactReport {
     }
 }
 
-fn props(sort_col: Option<usize>) -> WriterProperties {
-    let mut b = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(super::writer::ROW_GROUP_ROWS))
-        .set_created_by(format!("astropipe {}", env!("CARGO_PKG_VERSION")));
-    if let Some(i) = sort_col {
-        b = b.set_sorting_columns(Some(vec![SortingColumn {
-            column_idx: i as i32,
-            descending: false,
-            nulls_first: false,
-        }]));
-    }
-    b.build()
-}
-
-/// An open partition file.
+/// An open partition file: row groups encoded in parallel, streamed to the store.
 struct PartWriter {
     rel: String,
-    writer: AsyncArrowWriter<BufWriter>,
-    rows: u64,
+    writer: Option<ParallelWriter>,
+    upload: BufWriter,
 }
 
 impl PartWriter {
@@ -150,35 +133,63 @@ impl PartWriter {
         schema: &arrow::datatypes::SchemaRef,
         sort_col: Option<usize>,
     ) -> Result<Self, CompactError> {
-        let w = BufWriter::new(loc.store.clone(), loc.path(&rel));
-        let writer =
-            AsyncArrowWriter::try_new(w, schema.clone(), Some(props(sort_col))).map_err(|e| {
-                CompactError::Write {
-                    path: rel.clone(),
-                    message: e.to_string(),
-                }
+        let upload = BufWriter::new(loc.store.clone(), loc.path(&rel));
+        let writer = ParallelWriter::try_new(schema.clone(), writer::properties(sort_col))
+            .map_err(|e| CompactError::Write {
+                path: rel.clone(),
+                message: e.to_string(),
             })?;
         Ok(PartWriter {
             rel,
-            writer,
-            rows: 0,
+            writer: Some(writer),
+            upload,
         })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> CompactError {
+        CompactError::Write {
+            path: self.rel.clone(),
+            message: e.to_string(),
+        }
     }
 
     async fn write(&mut self, b: &RecordBatch) -> Result<(), CompactError> {
-        self.rows += b.num_rows() as u64;
-        self.writer.write(b).await.map_err(|e| CompactError::Write {
-            path: self.rel.clone(),
-            message: e.to_string(),
+        let Some(mut w) = self.writer.take() else {
+            return Err(self.err("writer already closed"));
+        };
+        let b = b.clone();
+        let (w, r) = tokio::task::spawn_blocking(move || {
+            let r = w.write(&b).map(|_| w.take_bytes());
+            (w, r)
         })
+        .await
+        .map_err(|e| self.err(e))?;
+        self.writer = Some(w);
+        let bytes = r.map_err(|e| self.err(e))?;
+        if !bytes.is_empty() {
+            self.upload
+                .write_all(&bytes)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
-    async fn close(self) -> Result<(String, u64, ParquetMetaData), CompactError> {
-        let md = self.writer.close().await.map_err(|e| CompactError::Write {
-            path: self.rel.clone(),
-            message: e.to_string(),
-        })?;
-        Ok((self.rel, self.rows, md))
+    async fn close(mut self) -> Result<(String, u64, ParquetMetaData), CompactError> {
+        let Some(w) = self.writer.take() else {
+            return Err(self.err("writer already closed"));
+        };
+        let rows = w.rows();
+        let (md, bytes) = tokio::task::spawn_blocking(move || w.close())
+            .await
+            .map_err(|e| self.err(e))?
+            .map_err(|e| self.err(e))?;
+        self.upload
+            .write_all(&bytes)
+            .await
+            .map_err(|e| self.err(e))?;
+        self.upload.shutdown().await.map_err(|e| self.err(e))?;
+        Ok((self.rel, rows, md))
     }
 }
 

@@ -166,3 +166,76 @@ pub async fn query_strings(catalog: &Path, sql: &str) -> Vec<String> {
     }
     out
 }
+
+/// Whether tests that need the external tools (the Python venv, the moto S3 server) must run:
+/// `tests/run-all.sh` provides them and sets ASTROPIPE_TEST_REQUIRE_EXTERNAL=1, so there a
+/// missing tool fails the test; a bare `cargo test` skips those tests with a message.
+fn external(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            if std::env::var("ASTROPIPE_TEST_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+                panic!("{var} is not set: run the tests with ./tests/run-all.sh");
+            }
+            eprintln!("skipped: {var} is not set (./tests/run-all.sh sets it)");
+            None
+        }
+    }
+}
+
+/// The Python of the test venv (with moto, hats, LSDB, pyvo, ADBC).
+pub fn test_python() -> Option<PathBuf> {
+    external("ASTROPIPE_TEST_PYTHON").map(PathBuf::from)
+}
+
+/// The moto S3 endpoint started by the test script.
+pub fn s3_endpoint() -> Option<String> {
+    external("ASTROPIPE_TEST_S3_ENDPOINT")
+}
+
+/// Runs a Python script from tests/python with the test venv; returns its stdout parsed as JSON.
+pub fn run_python(python: &Path, script: &str, args: &[&str]) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let out = std::process::Command::new(python)
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The astropipe binary, with an environment.
+pub fn astropipe(env: &[(&str, &str)]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_astropipe"));
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+/// Runs the binary to success and returns stdout.
+pub fn astropipe_ok(env: &[(&str, &str)], args: &[&str]) -> String {
+    let out = astropipe(env).args(args).output().expect("astropipe runs");
+    assert!(
+        out.status.success(),
+        "astropipe {args:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}

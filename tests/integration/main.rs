@@ -1,9 +1,12 @@
 //! Integration tests: one binary, one module per area, helpers in `helpers`.
 
 mod catalog;
+mod crash;
 mod fits_cli;
 mod fits_hostile;
 mod fits_reference;
+mod hats_interop;
 mod helpers;
 mod ingest;
+mod s3;
 mod server;
