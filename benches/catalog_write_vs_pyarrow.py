@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """astropipe's catalog Parquet writer vs pyarrow.parquet.write_table, same rows, same run.
 
-    python benches/catalog_write_vs_pyarrow.py [--rows 10000000] [--reps 3] [--dir DIR]
+    python benches/catalog_write_vs_pyarrow.py [--rows 10000000] [--reps 3] [--dir DIR] [--bench-bin PATH]
 
 Needs pyarrow (e.g. the test venv /var/tmp/astropipe-venv or ../shared/tools/pyref-setup.sh's)
 and cargo; runs `cargo bench --bench catalog_write` (release profile; set CARGO_TARGET_DIR to
@@ -21,13 +21,14 @@ def main():
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--bench-bin", default=None,
+                    help="a built catalog_write bench binary (default: build it with cargo bench)")
     a = ap.parse_args()
     d = a.dir or tempfile.mkdtemp(prefix="astropipe-write-bench-", dir="/var/tmp")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run(
-        ["cargo", "bench", "-q", "--bench", "catalog_write", "--", "--bench",
-         "--dir", d, "--rows", str(a.rows), "--reps", str(a.reps)],
-        cwd=root, check=True, capture_output=True, text=True)
+    args = ["--bench", "--dir", d, "--rows", str(a.rows), "--reps", str(a.reps)]
+    cmd = [a.bench_bin] + args if a.bench_bin else ["cargo", "bench", "-q", "--bench", "catalog_write", "--"] + args
+    out = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True)
     ours = json.loads(out.stdout.strip().splitlines()[-1])
 
     table = pa.ipc.open_file(pa.memory_map(ours["ipc"])).read_all()

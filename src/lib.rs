@@ -8,10 +8,10 @@
 //! | [`config`] | one validated configuration: TOML file < environment < flags |
 //! | [`app`] | runs a parsed command line (what `main` calls) |
 //! | [`fits`] | FITS reading (fitsrs for headers and HDUs; ours for pixels, scaling, gzip) and a writer |
-//! | [`wcs`] | pixel → sky for the celestial WCS (TAN and the zenithal family, SIP) |
+//! | [`wcs`] | pixel ↔ sky: every Calabretta & Greisen projection, SIP, TPV, frames → ICRS |
 //! | [`image`] | image science: background, detection, measurement, quality |
 //! | [`ingest`] | the batch: inputs → per-HDU pipeline (rayon) → catalog increments, report |
-//! | [`catalog`] | Arrow schemas, Parquet encoding, the commit log |
+//! | [`catalog`] | Arrow schemas, Parquet encoding, the commit log, HATS compaction, margins, GC |
 //! | [`storage`] | object stores from catalog URIs (local, s3://, memory://) |
 //! | [`query`] | DataFusion session with the UDFs, read-only guard, result encoders |
 //! | [`server`] | `serve`: HTTP API, probes, metrics, graceful shutdown |

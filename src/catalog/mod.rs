@@ -1,14 +1,23 @@
 //! The catalog: Arrow tables `exposures` and `sources` stored as Parquet in an object store.
 //!
 //! - [`schema`]: the tables' schemas (units and UCDs in field metadata) and row types;
-//! - [`writer`]: sorted Parquet encoding;
-//! - [`commit`]: the commit log that makes increments visible atomically.
+//! - [`writer`]: sorted Parquet encoding, row groups encoded in parallel;
+//! - [`commit`]: the commit log that makes increments visible atomically;
+//! - [`hats`]: the HATS layout (adaptive partitions, properties, `_metadata`);
+//! - [`margin`]: margin caches for cross-matching at partition edges;
+//! - [`compact`]: increments → a new HATS generation, and garbage collection.
 //!
 //! Layout under the catalog root:
 //! ```text
 //! _commits/<version>.json                      commit records (written last, PutMode::Create)
+//! _commits/<version>.checkpoint.json           snapshots, so readers need not replay the log
 //! <table>/_increments/<run_id>.parquet         data files of one increment
+//! sources/collection.properties                HATS collection → current generation + margin
+//! sources/<gen>/dataset/Norder=K/Dir=D/Npix=N.parquet, hats.properties, partition_info.csv
+//! sources/<gen>_<threshold>arcs/...            the margin catalog of that generation
+//! exposures/<gen>/exposures.parquet            exposures as of that compaction
 //! ```
+//! A version is exactly the data files its snapshot names; nothing is rewritten in place.
 
 pub mod commit;
 pub mod compact;

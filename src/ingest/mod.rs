@@ -299,6 +299,9 @@ fn failure_kind(reason: &str) -> &'static str {
     }
 }
 
+/// Commits between checkpoints of the snapshot.
+const CHECKPOINT_EVERY: u64 = 32;
+
 /// Writes the increment of the good files of a chunk and commits it.
 ///
 /// The files are written once. When another writer commits first, the fresh snapshot decides:
@@ -380,6 +383,15 @@ async fn commit_chunk(
             generation: None,
         };
         if commit::try_put(loc, &record).await? {
+            // A checkpoint now and then keeps opening the catalog cheap (readers replay only
+            // the commits after the newest checkpoint).
+            if record.version % CHECKPOINT_EVERY == 0 {
+                let mut s = snap;
+                s.apply(&record);
+                if let Err(e) = commit::write_checkpoint(loc, &s).await {
+                    tracing::warn!(version = record.version, error = %e, "checkpoint not written");
+                }
+            }
             return Ok(Some(record.version));
         }
         // Lost the race for this version: re-read and try again.

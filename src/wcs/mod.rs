@@ -17,7 +17,7 @@
 
 pub mod celestial;
 pub mod distortion;
-pub mod frames;
+pub use astropipe_udfs::frames;
 pub mod projection;
 
 use crate::fits::Header;

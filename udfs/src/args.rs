@@ -88,7 +88,35 @@ pub(crate) fn map_rows<const N: usize, O: OutputKind>(
     if all_scalar(args) {
         return ColumnarValue::Scalar(O::scalar(row(0)));
     }
+    // Fast path: every argument a non-null scalar or a Float64 array without nulls, so each
+    // row is read straight from slices.
+    let fast: Option<Vec<Fast<'_>>> = args
+        .iter()
+        .map(|a| match (a.scalar(), dense_f64(a)) {
+            (Some(Some(v)), _) => Some(Fast::Scalar(v)),
+            (_, Some(s)) => Some(Fast::Slice(s)),
+            _ => None,
+        })
+        .collect();
+    if let Some(fast) = fast {
+        let fast_row = |i: usize| -> Option<O::Native> {
+            let mut v = [0.0; N];
+            for (k, a) in fast.iter().enumerate().take(N) {
+                v[k] = match a {
+                    Fast::Scalar(x) => *x,
+                    Fast::Slice(s) => s[i],
+                };
+            }
+            f(v)
+        };
+        return ColumnarValue::Array(O::array((0..number_rows).map(fast_row)));
+    }
     ColumnarValue::Array(O::array((0..number_rows).map(row)))
+}
+
+enum Fast<'a> {
+    Scalar(f64),
+    Slice(&'a [f64]),
 }
 
 /// Output column types of the UDFs.

@@ -1,5 +1,6 @@
-//! HEALPix (Górski et al. 2005) NESTED indices via `cdshealpix`:
-//! `healpix_nested(order, ra, dec)` and `healpix_29(ra, dec)` (the HATS `_healpix_29` index).
+//! HEALPix (Górski et al. 2005) indices via `cdshealpix`: `healpix_nested(order, ra, dec)`,
+//! `healpix_ring(order, ra, dec)` and `healpix_29(ra, dec)` (the HATS `_healpix_29` index,
+//! NESTED at order 29).
 
 use crate::args::{OutI64, f64_args, map_rows};
 use arrow::datatypes::DataType;
@@ -63,6 +64,63 @@ impl ScalarUDFImpl for HealpixNested {
                     return None;
                 }
                 nested_index(order as u8, ra, dec)
+            },
+        ))
+    }
+}
+
+/// RING index of (ra, dec) in degrees at `order` (NSIDE = 2^order), with the same validity
+/// rules as [`nested_index`].
+#[inline]
+pub fn ring_index(order: u8, ra_deg: f64, dec_deg: f64) -> Option<i64> {
+    if order > MAX_ORDER || !ra_deg.is_finite() || !dec_deg.is_finite() || dec_deg.abs() > 90.0 {
+        return None;
+    }
+    let lon = ra_deg.rem_euclid(360.0).to_radians();
+    let lat = dec_deg.to_radians();
+    Some(cdshealpix::ring::hash(1u32 << order, lon, lat) as i64)
+}
+
+/// `healpix_ring(order, ra, dec) -> Int64`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct HealpixRing {
+    signature: Signature,
+}
+
+impl HealpixRing {
+    pub fn new() -> Self {
+        HealpixRing {
+            signature: Signature::uniform(3, vec![DataType::Float64], Volatility::Immutable),
+        }
+    }
+}
+
+impl Default for HealpixRing {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ScalarUDFImpl for HealpixRing {
+    fn name(&self) -> &str {
+        "healpix_ring"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let a = f64_args(self.name(), &args.args)?;
+        Ok(map_rows::<3, OutI64>(
+            &a,
+            args.number_rows,
+            |[order, ra, dec]| {
+                if order.fract() != 0.0 || !(0.0..=MAX_ORDER as f64).contains(&order) {
+                    return None;
+                }
+                ring_index(order as u8, ra, dec)
             },
         ))
     }

@@ -60,6 +60,182 @@ pub fn unit_vector(ra: f64, dec: f64) -> [f64; 3] {
     [cd * ca, cd * sa, sd]
 }
 
+/// Cross product.
+#[inline]
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+
+#[inline]
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+/// A coordinate box, as ADQL's `BOX(frame, ra_c, dec_c, width, height)` and pgsphere's `sbox`
+/// define it: RA within `width/2` of `ra_c` (coordinate degrees, wrapping at 0/360; a width of
+/// 360 or more is every RA) and Dec within `height/2` of `dec_c`. A box reaching past a pole
+/// continues over it: the part beyond +90 (or below -90) is the cap around the pole on the
+/// opposite meridians (RA within `width/2` of `ra_c + 180`), as a path up the meridian `ra_c`
+/// continues down `ra_c + 180`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SkyBox {
+    pub ra_c: f64,
+    pub dec_c: f64,
+    pub width: f64,
+    pub height: f64,
+}
+
+impl SkyBox {
+    /// Whether `ra` is within `half` degrees of `centre` along the RA circle.
+    #[inline]
+    fn ra_within(ra: f64, centre: f64, half: f64) -> bool {
+        if half >= 180.0 {
+            return true;
+        }
+        let d = (ra - centre).rem_euclid(360.0);
+        d <= half || d >= 360.0 - half
+    }
+
+    /// True when (ra, dec) is inside the box or on its edge. Non-finite input or a negative
+    /// size contains nothing.
+    pub fn contains(&self, ra: f64, dec: f64) -> bool {
+        let (w, h) = (self.width / 2.0, self.height / 2.0);
+        if !(ra.is_finite() && dec.is_finite() && w >= 0.0 && h >= 0.0 && self.ra_c.is_finite())
+            || dec.abs() > 90.0
+        {
+            return false;
+        }
+        let (lo, hi) = (self.dec_c - h, self.dec_c + h);
+        if dec >= lo && dec <= hi.min(90.0) && Self::ra_within(ra, self.ra_c, w) {
+            return true;
+        }
+        let opposite = self.ra_c + 180.0;
+        (hi > 90.0 && dec >= 180.0 - hi && Self::ra_within(ra, opposite, w))
+            || (lo < -90.0 && dec <= -180.0 - lo && Self::ra_within(ra, opposite, w))
+    }
+
+    /// The (RA min, Dec min, RA max, Dec max) zones covering the box (RA min > RA max means
+    /// the zone wraps through 0).
+    pub fn zones(&self) -> Vec<(f64, f64, f64, f64)> {
+        let (w, h) = (self.width / 2.0, self.height / 2.0);
+        let ra_range = |c: f64| {
+            if w >= 180.0 {
+                (0.0, 360.0)
+            } else {
+                ((c - w).rem_euclid(360.0), (c + w).rem_euclid(360.0))
+            }
+        };
+        let (lo, hi) = (self.dec_c - h, self.dec_c + h);
+        let (a, b) = ra_range(self.ra_c);
+        let mut z = vec![(a, lo.max(-90.0), b, hi.min(90.0))];
+        let (oa, ob) = ra_range(self.ra_c + 180.0);
+        if hi > 90.0 {
+            z.push((oa, (180.0 - hi).max(-90.0), ob, 90.0));
+        }
+        if lo < -90.0 {
+            z.push((oa, -90.0, ob, (-180.0 - lo).min(90.0)));
+        }
+        z
+    }
+}
+
+/// A spherical polygon with great-circle edges between consecutive vertices (degrees), closed
+/// implicitly, smaller than a hemisphere, in either orientation. Convex polygons are tested
+/// against their edges' planes; others by the winding number around the point.
+#[derive(Debug, Clone)]
+pub struct Polygon {
+    vertices: Vec<[f64; 3]>,
+    /// Edge planes oriented so that the inside is positive (convex polygons only).
+    planes: Option<Vec<[f64; 3]>>,
+}
+
+impl Polygon {
+    /// `None` for fewer than three vertices or non-finite coordinates.
+    pub fn new(vertices: &[(f64, f64)]) -> Option<Self> {
+        if vertices.len() < 3
+            || vertices
+                .iter()
+                .any(|(a, d)| !a.is_finite() || !d.is_finite() || d.abs() > 90.0)
+        {
+            return None;
+        }
+        let v: Vec<[f64; 3]> = vertices.iter().map(|&(a, d)| unit_vector(a, d)).collect();
+        let n = v.len();
+        let mut planes: Vec<[f64; 3]> = (0..n).map(|i| cross(v[i], v[(i + 1) % n])).collect();
+        // Convex when every other vertex lies on one side of every edge plane.
+        let mut sign = 0.0f64;
+        let mut convex = true;
+        'outer: for (i, p) in planes.iter().enumerate() {
+            for (j, vj) in v.iter().enumerate() {
+                if j == i || j == (i + 1) % n {
+                    continue;
+                }
+                let s = dot(*p, *vj);
+                if s.abs() < 1e-15 {
+                    continue;
+                }
+                if sign == 0.0 {
+                    sign = s.signum();
+                } else if s.signum() != sign {
+                    convex = false;
+                    break 'outer;
+                }
+            }
+        }
+        let planes = if convex && sign != 0.0 {
+            if sign < 0.0 {
+                for p in &mut planes {
+                    *p = [-p[0], -p[1], -p[2]];
+                }
+            }
+            Some(planes)
+        } else {
+            None
+        };
+        Some(Polygon {
+            vertices: v,
+            planes,
+        })
+    }
+
+    /// True when (ra, dec) is inside the polygon or on an edge (to rounding).
+    pub fn contains(&self, ra: f64, dec: f64) -> bool {
+        if !ra.is_finite() || !dec.is_finite() || dec.abs() > 90.0 {
+            return false;
+        }
+        let p = unit_vector(ra, dec);
+        if let Some(planes) = &self.planes {
+            return planes.iter().all(|n| dot(*n, p) >= -1e-15);
+        }
+        // Winding number: the sum of the signed angles the edges subtend at p.
+        let n = self.vertices.len();
+        let mut total = 0.0;
+        for i in 0..n {
+            let (a, b) = (self.vertices[i], self.vertices[(i + 1) % n]);
+            let ta = cross(p, a);
+            let tb = cross(p, b);
+            total += dot(cross(ta, tb), p).atan2(dot(ta, tb));
+        }
+        total.abs() > std::f64::consts::PI
+    }
+
+    /// The vertices as (ra, dec) degrees.
+    pub fn vertices_deg(&self) -> Vec<(f64, f64)> {
+        self.vertices
+            .iter()
+            .map(|v| {
+                let ra = v[1].atan2(v[0]).to_degrees().rem_euclid(360.0);
+                let dec = v[2].clamp(-1.0, 1.0).asin().to_degrees();
+                (ra, dec)
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +264,82 @@ mod tests {
         let pole = Cone::new(0.0, 90.0, 1.0);
         assert!(pole.contains(200.0, 89.5));
         assert!(!pole.contains(200.0, 88.9));
+    }
+
+    #[test]
+    fn boxes_wrap_at_ra_zero_and_continue_over_the_poles() {
+        let b = SkyBox {
+            ra_c: 359.0,
+            dec_c: 0.0,
+            width: 4.0,
+            height: 2.0,
+        };
+        assert!(b.contains(0.9, 0.5) && b.contains(357.1, -0.9));
+        assert!(!b.contains(1.1, 0.0) && !b.contains(356.9, 0.0) && !b.contains(0.0, 1.1));
+        // Over the north pole: up the meridian 30, down the meridian 210.
+        let p = SkyBox {
+            ra_c: 30.0,
+            dec_c: 88.0,
+            width: 10.0,
+            height: 8.0,
+        };
+        assert!(p.contains(30.0, 89.9) && p.contains(212.0, 89.0) && p.contains(208.0, 88.1));
+        assert!(
+            !p.contains(212.0, 87.9),
+            "beyond 92 - 90 = 2 degrees over the pole"
+        );
+        assert!(!p.contains(120.0, 89.0), "not on the box's meridians");
+        // Full RA range.
+        let cap = SkyBox {
+            ra_c: 0.0,
+            dec_c: -89.0,
+            width: 360.0,
+            height: 4.0,
+        };
+        assert!(
+            cap.contains(123.0, -89.5) && cap.contains(300.0, -87.5) && !cap.contains(5.0, -86.0)
+        );
+        assert!(
+            !SkyBox {
+                ra_c: 0.0,
+                dec_c: 0.0,
+                width: -1.0,
+                height: 1.0
+            }
+            .contains(0.0, 0.0)
+        );
+    }
+
+    #[test]
+    fn polygons_convex_and_concave_in_either_orientation() {
+        let square = [(10.0, 10.0), (12.0, 10.0), (12.0, 12.0), (10.0, 12.0)];
+        let mut reversed = square;
+        reversed.reverse();
+        for v in [square, reversed] {
+            let p = Polygon::new(&v).unwrap();
+            assert!(p.contains(11.0, 11.0) && p.contains(10.0, 10.0));
+            assert!(!p.contains(9.9, 11.0) && !p.contains(11.0, 12.1));
+        }
+        // A concave "L": the notch is outside.
+        let l = [
+            (0.0, 0.0),
+            (4.0, 0.0),
+            (4.0, 1.0),
+            (1.0, 1.0),
+            (1.0, 4.0),
+            (0.0, 4.0),
+        ];
+        let p = Polygon::new(&l).unwrap();
+        assert!(p.contains(0.5, 3.0) && p.contains(3.0, 0.5));
+        assert!(!p.contains(3.0, 3.0), "the notch");
+        // Across RA = 0 and around a pole.
+        let wrap = Polygon::new(&[(359.0, -1.0), (1.0, -1.0), (1.0, 1.0), (359.0, 1.0)]).unwrap();
+        assert!(wrap.contains(0.0, 0.0) && wrap.contains(359.5, 0.5) && !wrap.contains(2.0, 0.0));
+        let polar =
+            Polygon::new(&[(0.0, 85.0), (90.0, 85.0), (180.0, 85.0), (270.0, 85.0)]).unwrap();
+        assert!(
+            polar.contains(45.0, 89.0) && polar.contains(0.0, 90.0) && !polar.contains(45.0, 80.0)
+        );
+        assert!(Polygon::new(&[(0.0, 0.0), (1.0, 1.0)]).is_none());
     }
 }
