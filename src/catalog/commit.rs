@@ -53,6 +53,10 @@ pub struct FileEntry {
     pub bytes: u64,
     #[serde(default = "default_kind")]
     pub kind: String,
+    /// The `[min, max]` of `_healpix_29` over the file's rows (sources only; absent when the
+    /// file has no positioned row), so readers skip files outside a region unopened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healpix: Option<[i64; 2]>,
 }
 
 impl FileEntry {
@@ -63,7 +67,14 @@ impl FileEntry {
             rows,
             bytes,
             kind: default_kind(),
+            healpix: None,
         }
+    }
+
+    /// With the `[min, max]` of `_healpix_29` of its rows.
+    pub fn with_healpix(mut self, range: Option<[i64; 2]>) -> Self {
+        self.healpix = range;
+        self
     }
     pub fn meta(table: &str, path: String, bytes: u64) -> Self {
         FileEntry {
@@ -72,6 +83,7 @@ impl FileEntry {
             rows: 0,
             bytes,
             kind: "meta".into(),
+            healpix: None,
         }
     }
     pub fn is_data(&self) -> bool {

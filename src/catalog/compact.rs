@@ -124,6 +124,23 @@ struct PartWriter {
     rel: String,
     writer: Option<ParallelWriter>,
     upload: BufWriter,
+    bytes: u64,
+    healpix: Option<[i64; 2]>,
+}
+
+/// A written file.
+struct Closed {
+    rel: String,
+    rows: u64,
+    bytes: u64,
+    healpix: Option<[i64; 2]>,
+    md: ParquetMetaData,
+}
+
+impl Closed {
+    fn entry(&self, table: &str) -> FileEntry {
+        FileEntry::data(table, self.rel.clone(), self.rows, self.bytes).with_healpix(self.healpix)
+    }
 }
 
 impl PartWriter {
@@ -143,6 +160,8 @@ impl PartWriter {
             rel,
             writer: Some(writer),
             upload,
+            bytes: 0,
+            healpix: None,
         })
     }
 
@@ -157,6 +176,12 @@ impl PartWriter {
         let Some(mut w) = self.writer.take() else {
             return Err(self.err("writer already closed"));
         };
+        if let Some([lo, hi]) = super::healpix_range(b) {
+            self.healpix = Some(match self.healpix {
+                Some([a, z]) => [a.min(lo), z.max(hi)],
+                None => [lo, hi],
+            });
+        }
         let b = b.clone();
         let (w, r) = tokio::task::spawn_blocking(move || {
             let r = w.write(&b).map(|_| w.take_bytes());
@@ -166,6 +191,7 @@ impl PartWriter {
         .map_err(|e| self.err(e))?;
         self.writer = Some(w);
         let bytes = r.map_err(|e| self.err(e))?;
+        self.bytes += bytes.len() as u64;
         if !bytes.is_empty() {
             self.upload
                 .write_all(&bytes)
@@ -175,7 +201,7 @@ impl PartWriter {
         Ok(())
     }
 
-    async fn close(mut self) -> Result<(String, u64, ParquetMetaData), CompactError> {
+    async fn close(mut self) -> Result<Closed, CompactError> {
         let Some(w) = self.writer.take() else {
             return Err(self.err("writer already closed"));
         };
@@ -189,7 +215,13 @@ impl PartWriter {
             .await
             .map_err(|e| self.err(e))?;
         self.upload.shutdown().await.map_err(|e| self.err(e))?;
-        Ok((self.rel, rows, md))
+        Ok(Closed {
+            rel: self.rel,
+            rows,
+            bytes: self.bytes + bytes.len() as u64,
+            healpix: self.healpix,
+            md,
+        })
     }
 }
 
@@ -325,7 +357,7 @@ async fn compact_snapshot(
     )
     .await?;
     let mut current: Option<(usize, PartWriter)> = None;
-    let mut closed: Vec<(Pixel, String, u64, ParquetMetaData)> = Vec::new();
+    let mut closed: Vec<(Pixel, Closed)> = Vec::new();
     let mut margins: BTreeMap<usize, Vec<RecordBatch>> = BTreeMap::new();
     while let Some(b) = stream.next().await {
         let b = b.map_err(|e| CompactError::Query(e.to_string()))?;
@@ -354,8 +386,8 @@ async fn compact_snapshot(
             let slice = b.slice(start, end - start);
             if current.as_ref().map(|c| c.0) != Some(pi) {
                 if let Some((cpi, w)) = current.take() {
-                    let (rel, rows, md) = w.close().await?;
-                    closed.push((parts[cpi], rel, rows, md));
+                    let c = w.close().await?;
+                    closed.push((parts[cpi], c));
                 }
                 let rel = format!("{SOURCES}/{gen_name}/{}", parts[pi].file_path());
                 current = Some((pi, PartWriter::open(loc, rel, &schema_ref, Some(hp_col))?));
@@ -397,21 +429,21 @@ async fn compact_snapshot(
         }
     }
     if let Some((cpi, w)) = current.take() {
-        let (rel, rows, md) = w.close().await?;
-        closed.push((parts[cpi], rel, rows, md));
+        let c = w.close().await?;
+        closed.push((parts[cpi], c));
     }
     drop(stream);
 
     // 3. Margin catalog files (rows arrive in global _healpix_29 order, so each is sorted).
-    let mut margin_closed: Vec<(Pixel, String, u64, ParquetMetaData)> = Vec::new();
+    let mut margin_closed: Vec<(Pixel, Closed)> = Vec::new();
     for (pi, batches) in margins {
         let rel = format!("{SOURCES}/{margin_name}/{}", parts[pi].file_path());
         let mut w = PartWriter::open(loc, rel, &schema_ref, Some(hp_col))?;
         for b in &batches {
             w.write(b).await?;
         }
-        let (rel, rows, md) = w.close().await?;
-        margin_closed.push((parts[pi], rel, rows, md));
+        let c = w.close().await?;
+        margin_closed.push((parts[pi], c));
     }
 
     // 4. Sources without a position (no WCS) and the exposures, outside the HATS dataset.
@@ -442,9 +474,9 @@ async fn compact_snapshot(
         }
     }
     if let Some(w) = unlocated {
-        let (rel, rows, md) = w.close().await?;
-        report.unlocated_rows = rows;
-        add.push(FileEntry::data(SOURCES, rel, rows, file_size(&md)));
+        let c = w.close().await?;
+        report.unlocated_rows = c.rows;
+        add.push(c.entry(SOURCES));
     }
     let exp_schema = schema::EXPOSURES.clone();
     let exp_col = exp_schema.index_of("exposure_id").ok();
@@ -471,9 +503,9 @@ async fn compact_snapshot(
         }
     }
     if let Some(w) = exp_writer {
-        let (rel, rows, md) = w.close().await?;
-        report.exposures = rows;
-        add.push(FileEntry::data(EXPOSURES, rel, rows, file_size(&md)));
+        let c = w.close().await?;
+        report.exposures = c.rows;
+        add.push(c.entry(EXPOSURES));
     }
 
     // 5. HATS metadata of the catalog and its margin.
@@ -488,9 +520,9 @@ async fn compact_snapshot(
             Some((gen_name.clone(), opts.margin_arcsec)),
         ),
     ] {
-        let rows: u64 = files.iter().map(|f| f.2).sum();
-        for (_, rel, rows, md) in files.iter() {
-            add.push(FileEntry::data(table, rel.clone(), *rows, file_size(md)));
+        let rows: u64 = files.iter().map(|f| f.1.rows).sum();
+        for (_, c) in files.iter() {
+            add.push(c.entry(table));
         }
         let base = format!("{SOURCES}/{catalog_dir}");
         let pixels: Vec<Pixel> = files.iter().map(|f| f.0).collect();
@@ -498,7 +530,7 @@ async fn compact_snapshot(
             .iter()
             .map(|p| 1.0 / (12.0 * 4f64.powi(p.order as i32)))
             .sum::<f64>();
-        let bytes: u64 = files.iter().map(|f| file_size(&f.3)).sum();
+        let bytes: u64 = files.iter().map(|f| f.1.bytes).sum();
         let props = hats::Properties {
             name: if primary.is_some() {
                 format!("{SOURCES}_margin")
@@ -539,7 +571,7 @@ async fn compact_snapshot(
             .map(|f| {
                 (
                     f.0.file_path().trim_start_matches("dataset/").to_string(),
-                    f.3.clone(),
+                    f.1.md.clone(),
                 )
             })
             .collect();
@@ -622,13 +654,6 @@ fn conform(
 ) -> Result<RecordBatch, CompactError> {
     RecordBatch::try_new(schema.clone(), b.columns().to_vec())
         .map_err(|e| CompactError::Query(e.to_string()))
-}
-
-fn file_size(md: &ParquetMetaData) -> u64 {
-    md.row_groups()
-        .iter()
-        .map(|rg| rg.compressed_size() as u64)
-        .sum()
 }
 
 /// Deletes objects under the catalog that the latest version does not reference: files removed

@@ -82,7 +82,15 @@ pub async fn put_increment_file(
             path: path.to_string(),
             source,
         })?;
-    Ok(FileEntry::data(table, rel, batch.num_rows() as u64, n))
+    Ok(FileEntry::data(table, rel, batch.num_rows() as u64, n).with_healpix(healpix_range(batch)))
+}
+
+/// `[min, max]` of the `_healpix_29` column of a batch (`None` without the column or a value).
+pub fn healpix_range(batch: &RecordBatch) -> Option<[i64; 2]> {
+    use arrow::array::AsArray;
+    let c = batch.column_by_name(schema::HEALPIX_29)?;
+    let c = c.as_primitive_opt::<arrow::datatypes::Int64Type>()?;
+    Some([arrow::compute::min(c)?, arrow::compute::max(c)?])
 }
 
 /// Rewrites the live data files that hold rows of `exposures` without those rows (for
@@ -156,7 +164,10 @@ pub async fn rewrite_without(
                     path: rel.clone(),
                     source,
                 })?;
-            add.push(FileEntry::data(table, rel, all.num_rows() as u64, len));
+            add.push(
+                FileEntry::data(table, rel, all.num_rows() as u64, len)
+                    .with_healpix(healpix_range(&all)),
+            );
         }
     }
     Ok((remove, add))

@@ -2,11 +2,13 @@
 //!
 //! - [`session`]: the DataFusion context (UDFs, catalog tables, refresh on new versions);
 //! - [`guard`]: the read-only check on logical plans;
-//! - [`format`]: streaming result encoders (JSON, NDJSON, CSV, Arrow IPC, Parquet, text).
+//! - [`format`]: streaming result encoders (JSON, NDJSON, CSV, Arrow IPC, Parquet, text);
+//! - [`table`]: the Parquet table provider that prunes by sky region.
 
 pub mod format;
 pub mod guard;
 pub mod session;
+pub mod table;
 
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;

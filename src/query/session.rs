@@ -3,14 +3,12 @@
 
 use crate::catalog::commit::{self, Snapshot};
 use crate::catalog::{EXPOSURES, SOURCES, schema};
+use crate::query::table::{SkyFile, SkyTable, Spatial};
 use crate::storage::Location;
 use arrow::datatypes::SchemaRef;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::execution::FunctionRegistry;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use std::sync::Arc;
 
@@ -102,16 +100,28 @@ fn table_provider(
     if files.is_empty() {
         return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?));
     }
-    let urls = files
+    let store_url = ObjectStoreUrl::parse(loc.store_url.as_str())?;
+    let sky_files = files
         .iter()
-        .map(|f| ListingTableUrl::parse(loc.url_of(&loc.path(&f.path))))
-        .collect::<datafusion::error::Result<Vec<_>>>()?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .with_schema(schema);
-    Ok(Arc::new(ListingTable::try_new(config)?))
+        .map(|f| SkyFile {
+            path: loc.path(&f.path),
+            size: f.bytes,
+            range: match (table, f.healpix) {
+                (SOURCES, Some([lo, hi])) => Some((lo, hi)),
+                // A sources file recorded without a range has no positioned row only when it
+                // came from a writer that records ranges; older files are scanned.
+                _ => None,
+            },
+        })
+        .collect();
+    Ok(Arc::new(SkyTable {
+        name: table.to_string(),
+        schema,
+        store_url,
+        files: sky_files,
+        spatial: (table == SOURCES).then(Spatial::standard),
+        margin: None,
+    }))
 }
 
 /// Builds a context over the latest committed version of the catalog at `loc`.

@@ -8,5 +8,6 @@ mod fits_reference;
 mod hats_interop;
 mod helpers;
 mod ingest;
+mod query;
 mod s3;
 mod server;
