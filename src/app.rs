@@ -181,11 +181,12 @@ async fn compact_cmd(file: &FileConfig, a: CompactArgs) -> Result<(), AppError> 
 }
 
 async fn serve_cmd(file: &FileConfig, a: ServeArgs) -> Result<(), AppError> {
-    let opts = ServeOptions {
-        catalog: file.catalog(&a.catalog),
-        addr: file.addr(&a).map_err(usage)?,
-        refresh: file.refresh(&a).map_err(usage)?,
-    };
+    let mut opts = ServeOptions::new(file.catalog(&a.catalog), file.addr(&a).map_err(usage)?);
+    opts.refresh = file.refresh(&a).map_err(usage)?;
+    opts.tables = file.tables(&a.tables);
+    opts.flight_addr = file.flight_addr(&a).map_err(usage)?;
+    opts.auth_token = file.auth_token(&a).map_err(usage)?;
+    opts.limits = file.limits(&a).map_err(usage)?;
     let server = Server::build(&opts).await?;
     server.run_until_stopped(shutdown::signal()).await?;
     Ok(())
@@ -194,6 +195,7 @@ async fn serve_cmd(file: &FileConfig, a: ServeArgs) -> Result<(), AppError> {
 async fn sql_cmd(file: &FileConfig, a: SqlArgs) -> Result<(), AppError> {
     let loc = Location::open(&file.catalog(&a.catalog))?;
     let (ctx, _) = session::open(&loc).await?;
+    session::register_extra_tables(&ctx, &file.tables(&a.tables)).await?;
     let format = match a.format {
         OutputFormat::Table => Format::Table,
         OutputFormat::Csv => Format::Csv,
@@ -237,12 +239,7 @@ async fn demo_cmd(a: DemoArgs) -> Result<(), AppError> {
     if a.no_serve {
         return Ok(());
     }
-    let server = Server::build(&ServeOptions {
-        catalog: a.dir.clone(),
-        addr,
-        refresh: std::time::Duration::from_secs(5),
-    })
-    .await?;
+    let server = Server::build(&ServeOptions::new(a.dir.clone(), addr)).await?;
     println!(
         "Serving on http://{} (Ctrl-C to stop)",
         server.local_addr()?

@@ -140,9 +140,40 @@ pub struct CompactArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
+pub struct TablesArg {
+    /// Also serve an existing HATS catalog or Parquet dataset (local or s3://) as table NAME;
+    /// repeatable.
+    #[arg(
+        long = "table",
+        value_name = "NAME=URI",
+        env = "ASTROPIPE_TABLES",
+        value_delimiter = ','
+    )]
+    pub tables: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub catalog: CatalogArg,
+    #[command(flatten)]
+    pub tables: TablesArg,
+    /// Address of the Arrow Flight SQL endpoint (off unless given), e.g. 127.0.0.1:50051
+    #[arg(long, env = "ASTROPIPE_FLIGHT_ADDR")]
+    pub flight_addr: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` on every query endpoint (HTTP, TAP, SCS, Flight SQL);
+    /// probes and metrics stay open.
+    #[arg(long, env = "ASTROPIPE_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Longest a query may run, seconds [default: 60]
+    #[arg(long, env = "ASTROPIPE_QUERY_TIMEOUT_SECONDS")]
+    pub query_timeout_seconds: Option<u64>,
+    /// Memory one query may use, MiB [default: 1024]
+    #[arg(long, env = "ASTROPIPE_QUERY_MEMORY_MB")]
+    pub query_memory_mb: Option<usize>,
+    /// Most rows a result may have; larger results are truncated and say so [default: 1000000]
+    #[arg(long, env = "ASTROPIPE_ROW_LIMIT")]
+    pub row_limit: Option<usize>,
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "ASTROPIPE_ADDR")]
     pub addr: Option<String>,
@@ -165,6 +196,8 @@ pub struct SqlArgs {
     pub query: String,
     #[command(flatten)]
     pub catalog: CatalogArg,
+    #[command(flatten)]
+    pub tables: TablesArg,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,

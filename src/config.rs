@@ -45,6 +45,13 @@ pub struct FileConfig {
 pub struct ServeSection {
     pub addr: Option<String>,
     pub refresh_seconds: Option<u64>,
+    #[serde(default)]
+    pub tables: Vec<String>,
+    pub flight_addr: Option<String>,
+    pub auth_token: Option<String>,
+    pub query_timeout_seconds: Option<u64>,
+    pub query_memory_mb: Option<usize>,
+    pub row_limit: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +154,76 @@ impl FileConfig {
             return Err(invalid("refresh_seconds", s, "must be at least 1"));
         }
         Ok(Duration::from_secs(s))
+    }
+}
+
+impl FileConfig {
+    /// `--table` specs: flags (or environment) first, else the file's.
+    pub fn tables(&self, a: &crate::cli::TablesArg) -> Vec<String> {
+        if a.tables.is_empty() {
+            self.serve.tables.clone()
+        } else {
+            a.tables.clone()
+        }
+    }
+
+    pub fn flight_addr(&self, a: &ServeArgs) -> Result<Option<SocketAddr>, ConfigError> {
+        match a
+            .flight_addr
+            .clone()
+            .or_else(|| self.serve.flight_addr.clone())
+        {
+            None => Ok(None),
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|e: std::net::AddrParseError| invalid("flight_addr", s, &e.to_string())),
+        }
+    }
+
+    pub fn auth_token(&self, a: &ServeArgs) -> Result<Option<String>, ConfigError> {
+        match a
+            .auth_token
+            .clone()
+            .or_else(|| self.serve.auth_token.clone())
+        {
+            Some(t) if t.len() < 16 => Err(invalid(
+                "auth_token",
+                "(hidden)",
+                "must be at least 16 characters",
+            )),
+            other => Ok(other),
+        }
+    }
+
+    pub fn limits(&self, a: &ServeArgs) -> Result<crate::query::Limits, ConfigError> {
+        let timeout = a
+            .query_timeout_seconds
+            .or(self.serve.query_timeout_seconds)
+            .unwrap_or(60);
+        let memory = a
+            .query_memory_mb
+            .or(self.serve.query_memory_mb)
+            .unwrap_or(1024);
+        let rows = a.row_limit.or(self.serve.row_limit).unwrap_or(1_000_000);
+        if timeout == 0 {
+            return Err(invalid(
+                "query_timeout_seconds",
+                timeout,
+                "must be at least 1",
+            ));
+        }
+        if memory < 16 {
+            return Err(invalid("query_memory_mb", memory, "must be at least 16"));
+        }
+        if rows == 0 {
+            return Err(invalid("row_limit", rows, "must be at least 1"));
+        }
+        Ok(crate::query::Limits {
+            timeout: Some(Duration::from_secs(timeout)),
+            memory: Some(memory << 20),
+            max_rows: Some(rows),
+        })
     }
 }
 

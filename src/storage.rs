@@ -42,6 +42,15 @@ pub struct Location {
 impl Location {
     /// Opens the location named by `uri`, creating a local directory if it does not exist.
     pub fn open(uri: &str) -> Result<Self, StorageError> {
+        Self::open_with(uri, true)
+    }
+
+    /// Opens an existing location (a local path must exist; nothing is created).
+    pub fn open_existing(uri: &str) -> Result<Self, StorageError> {
+        Self::open_with(uri, false)
+    }
+
+    fn open_with(uri: &str, create: bool) -> Result<Self, StorageError> {
         let bad = |reason: &str| StorageError::BadUri {
             uri: uri.to_string(),
             reason: reason.to_string(),
@@ -87,10 +96,15 @@ impl Location {
         } else {
             std::path::PathBuf::from(uri)
         };
-        std::fs::create_dir_all(&local).map_err(|source| StorageError::CreateDir {
-            path: local.display().to_string(),
-            source,
-        })?;
+        if !create && !local.exists() {
+            return Err(bad("no such file or directory"));
+        }
+        if create {
+            std::fs::create_dir_all(&local).map_err(|source| StorageError::CreateDir {
+                path: local.display().to_string(),
+                source,
+            })?;
+        }
         let abs = std::fs::canonicalize(&local).map_err(|source| StorageError::CreateDir {
             path: local.display().to_string(),
             source,

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub http_request_seconds: HistogramVec,
     pub queries: IntCounterVec,
     pub query_seconds: HistogramVec,
+    pub truncated_results: IntCounter,
+    pub auth_failures: IntCounterVec,
     pub ingest_files: IntCounterVec,
     pub ingest_bytes: IntCounter,
     pub ingest_sources: IntCounter,
@@ -63,6 +65,17 @@ fn build() -> Result<Metrics, prometheus::Error> {
                 .buckets(latency.clone()),
             &["protocol"],
         )?,
+        truncated_results: IntCounter::new(
+            "query_truncated_results_total",
+            "Query results cut at the row limit",
+        )?,
+        auth_failures: IntCounterVec::new(
+            Opts::new(
+                "auth_failures_total",
+                "Requests refused for a missing or wrong token, by protocol",
+            ),
+            &["protocol"],
+        )?,
         ingest_files: IntCounterVec::new(
             Opts::new(
                 "ingest_files_total",
@@ -96,6 +109,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         .register(Box::new(m.http_request_seconds.clone()))?;
     m.registry.register(Box::new(m.queries.clone()))?;
     m.registry.register(Box::new(m.query_seconds.clone()))?;
+    m.registry.register(Box::new(m.truncated_results.clone()))?;
+    m.registry.register(Box::new(m.auth_failures.clone()))?;
     m.registry.register(Box::new(m.ingest_files.clone()))?;
     m.registry.register(Box::new(m.ingest_bytes.clone()))?;
     m.registry.register(Box::new(m.ingest_sources.clone()))?;

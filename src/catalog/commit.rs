@@ -108,6 +108,9 @@ pub struct Generation {
     pub margin_dir: Option<String>,
     pub partitions: usize,
     pub max_order: u8,
+    /// Threshold of the margin cache, arcseconds.
+    #[serde(default)]
+    pub margin_arcsec: Option<f64>,
 }
 
 /// One commit record.

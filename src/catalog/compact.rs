@@ -615,6 +615,7 @@ async fn compact_snapshot(
         },
         partitions: closed.len(),
         max_order,
+        margin_arcsec: Some(opts.margin_arcsec),
     };
     let mut version = snap.version + 1;
     for _ in 0..64 {

@@ -1,21 +1,59 @@
-//! The query session: one DataFusion `SessionContext` with the astronomy UDFs and the
-//! catalog's committed tables, refreshed when a new version is committed.
+//! The query session: one DataFusion `SessionContext` with the astronomy UDFs and table
+//! functions, the catalog's committed tables (refreshed when a new version is committed) and
+//! any extra `--table`s. Every table is a [`SkyTable`]; [`SkyTables`] (a config extension of
+//! the context) finds them by name for the table functions.
 
 use crate::catalog::commit::{self, Snapshot};
 use crate::catalog::{EXPOSURES, SOURCES, schema};
 use crate::query::table::{SkyFile, SkyTable, Spatial};
 use crate::storage::Location;
 use arrow::datatypes::SchemaRef;
-use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// The sky tables of a context, by name.
+#[derive(Debug, Default)]
+pub struct SkyTables(RwLock<HashMap<String, Arc<SkyTable>>>);
+
+impl SkyTables {
+    pub fn get(&self, name: &str) -> Option<Arc<SkyTable>> {
+        self.0.read().ok()?.get(&name.to_ascii_lowercase()).cloned()
+    }
+    fn insert(&self, name: &str, t: Arc<SkyTable>) {
+        if let Ok(mut m) = self.0.write() {
+            m.insert(name.to_ascii_lowercase(), t);
+        }
+    }
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .0
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+/// The [`SkyTables`] of a context made by [`new_context`].
+pub fn sky_tables(ctx: &SessionContext) -> Arc<SkyTables> {
+    ctx.state()
+        .config()
+        .get_extension::<SkyTables>()
+        .unwrap_or_default()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error(transparent)]
     Commit(#[from] commit::CommitError),
+    #[error(transparent)]
+    Discover(#[from] crate::query::discover::DiscoverError),
+    #[error("--table {0}: the catalog's own tables cannot be replaced")]
+    Reserved(String),
     #[error("registering table {table}: {source}")]
     Register {
         table: String,
@@ -43,9 +81,11 @@ pub fn new_context_with_memory(
     loc: &Location,
     memory_limit: Option<usize>,
 ) -> Result<SessionContext, SessionError> {
+    let tables = Arc::new(SkyTables::default());
     let config = SessionConfig::new()
         .with_information_schema(true)
-        .with_default_catalog_and_schema("astropipe", "public");
+        .with_default_catalog_and_schema("astropipe", "public")
+        .with_extension(tables.clone());
     let mut ctx = match memory_limit {
         None => SessionContext::new_with_config(config),
         Some(limit) => {
@@ -65,7 +105,40 @@ pub fn new_context_with_memory(
         table: "(functions)".into(),
         source,
     })?;
+    crate::query::functions::register(&ctx, tables);
     Ok(ctx)
+}
+
+/// Discovers and registers `--table NAME=URI` tables (and their stores).
+pub async fn register_extra_tables(
+    ctx: &SessionContext,
+    specs: &[String],
+) -> Result<(), SessionError> {
+    for spec in specs {
+        let (name, uri) = crate::query::discover::parse_spec(spec)?;
+        if catalog_tables().iter().any(|(t, _)| *t == name) {
+            return Err(SessionError::Reserved(name));
+        }
+        let (loc, table) = crate::query::discover::discover(&name, &uri).await?;
+        ctx.register_object_store(&loc.store_url, loc.store.clone());
+        tracing::info!(table = %name, uri = %uri, files = table.files.len(), spatial = table.spatial.is_some(), "table registered");
+        register_table(ctx, table)?;
+    }
+    Ok(())
+}
+
+/// Registers (or replaces) one table.
+pub fn register_table(ctx: &SessionContext, table: SkyTable) -> Result<(), SessionError> {
+    let name = table.name.clone();
+    let t = Arc::new(table);
+    let _ = ctx.deregister_table(name.as_str());
+    ctx.register_table(name.as_str(), t.clone())
+        .map_err(|source| SessionError::Register {
+            table: name.clone(),
+            source,
+        })?;
+    sky_tables(ctx).insert(&name, t);
+    Ok(())
 }
 
 /// Registers (or replaces) the catalog tables of `snap` on `ctx`.
@@ -80,14 +153,27 @@ pub fn register_snapshot(
                 table: table.into(),
                 source,
             })?;
-        let _ = ctx.deregister_table(table);
-        ctx.register_table(table, provider)
-            .map_err(|source| SessionError::Register {
-                table: table.into(),
-                source,
-            })?;
+        register_table(ctx, Arc::unwrap_or_clone(provider))?;
     }
     Ok(())
+}
+
+fn sky_files(loc: &Location, files: &[&crate::catalog::FileEntry], ranges: bool) -> Vec<SkyFile> {
+    let mut v: Vec<SkyFile> = files
+        .iter()
+        .map(|f| SkyFile {
+            path: loc.path(&f.path),
+            size: f.bytes,
+            range: if ranges {
+                f.healpix.map(|[lo, hi]| (lo, hi))
+            } else {
+                None
+            },
+            pixel: crate::query::discover::pixel_of_path(&f.path),
+        })
+        .collect();
+    v.sort_by_key(|f| f.range.map(|r| r.0));
+    v
 }
 
 fn table_provider(
@@ -95,32 +181,34 @@ fn table_provider(
     snap: &Snapshot,
     table: &str,
     schema: SchemaRef,
-) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+) -> datafusion::error::Result<Arc<SkyTable>> {
     let files = snap.files_of(table);
-    if files.is_empty() {
-        return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?));
-    }
     let store_url = ObjectStoreUrl::parse(loc.store_url.as_str())?;
-    let sky_files = files
-        .iter()
-        .map(|f| SkyFile {
-            path: loc.path(&f.path),
-            size: f.bytes,
-            range: match (table, f.healpix) {
-                (SOURCES, Some([lo, hi])) => Some((lo, hi)),
-                // A sources file recorded without a range has no positioned row only when it
-                // came from a writer that records ranges; older files are scanned.
-                _ => None,
-            },
-        })
-        .collect();
+    let sources = table == SOURCES;
+    let margin_files = snap.files_of(crate::catalog::compact::SOURCES_MARGIN);
+    let margin = match (&snap.generation, sources && !margin_files.is_empty()) {
+        (Some(g), true) => g.margin_arcsec.map(|t| {
+            (
+                Arc::new(SkyTable {
+                    name: format!("{table}_margin"),
+                    schema: schema.clone(),
+                    store_url: store_url.clone(),
+                    files: sky_files(loc, &margin_files, false),
+                    spatial: Some(Spatial::standard()),
+                    margin: None,
+                }),
+                t,
+            )
+        }),
+        _ => None,
+    };
     Ok(Arc::new(SkyTable {
         name: table.to_string(),
         schema,
         store_url,
-        files: sky_files,
-        spatial: (table == SOURCES).then(Spatial::standard),
-        margin: None,
+        files: sky_files(loc, &files, sources),
+        spatial: sources.then(Spatial::standard),
+        margin,
     }))
 }
 

@@ -65,6 +65,8 @@ pub struct SkyFile {
     /// `[lo, hi]` (inclusive) of the index column in the file; `None` when unknown (the file
     /// is always scanned); `lo > hi` when it has no positioned row.
     pub range: Option<(i64, i64)>,
+    /// The HATS partition (or, in a margin cache, the partition it borders) of the file.
+    pub pixel: Option<crate::catalog::hats::Pixel>,
 }
 
 /// A table of Parquet files that prunes by sky region.

@@ -8,7 +8,7 @@ pub mod http;
 pub mod shutdown;
 
 use crate::catalog::commit;
-use crate::query::session;
+use crate::query::{Limits, session};
 use crate::storage::{Location, StorageError};
 use crate::telemetry::metrics;
 use datafusion::prelude::SessionContext;
@@ -40,6 +40,32 @@ pub struct ServeOptions {
     pub addr: SocketAddr,
     /// How often to look for newly committed catalog versions.
     pub refresh: Duration,
+    /// Extra tables, `NAME=URI`.
+    pub tables: Vec<String>,
+    /// Where Arrow Flight SQL listens, if at all.
+    pub flight_addr: Option<SocketAddr>,
+    /// The bearer token every query endpoint requires, if any.
+    pub auth_token: Option<String>,
+    pub limits: Limits,
+}
+
+impl ServeOptions {
+    /// Defaults for a catalog at `catalog` served on `addr`.
+    pub fn new(catalog: impl Into<String>, addr: SocketAddr) -> Self {
+        ServeOptions {
+            catalog: catalog.into(),
+            addr,
+            refresh: Duration::from_secs(5),
+            tables: Vec::new(),
+            flight_addr: None,
+            auth_token: None,
+            limits: Limits {
+                timeout: Some(Duration::from_secs(60)),
+                memory: Some(1 << 30),
+                max_rows: Some(1_000_000),
+            },
+        }
+    }
 }
 
 /// What every request handler shares.
@@ -48,6 +74,30 @@ pub struct AppState {
     pub loc: Location,
     pub ready: AtomicBool,
     pub version: AtomicU64,
+    pub limits: Limits,
+    pub auth_token: Option<String>,
+}
+
+impl AppState {
+    /// Whether a request's `Authorization` header carries the token (always, without one).
+    pub fn authorized(&self, header: Option<&str>) -> bool {
+        let Some(want) = &self.auth_token else {
+            return true;
+        };
+        let Some(got) = header.and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        }) else {
+            return false;
+        };
+        // Constant time in the token's length.
+        got.len() == want.len()
+            && got
+                .bytes()
+                .zip(want.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
 }
 
 impl AppState {
@@ -82,11 +132,14 @@ impl Server {
     pub async fn build(opts: &ServeOptions) -> Result<Server, ServeError> {
         let loc = Location::open(&opts.catalog)?;
         let ctx = session::new_context(&loc)?;
+        session::register_extra_tables(&ctx, &opts.tables).await?;
         let state = Arc::new(AppState {
             ctx,
             loc,
             ready: AtomicBool::new(false),
             version: AtomicU64::new(0),
+            limits: opts.limits.clone(),
+            auth_token: opts.auth_token.clone(),
         });
         state.refresh().await?;
         let listener = tokio::net::TcpListener::bind(opts.addr)

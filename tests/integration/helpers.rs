@@ -71,13 +71,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(catalog: &Path) -> Self {
-        let server = Server::build(&ServeOptions {
-            catalog: catalog.display().to_string(),
-            addr: "127.0.0.1:0".parse().unwrap(),
-            refresh: Duration::from_secs(1),
-        })
-        .await
-        .expect("server builds");
+        let mut opts = ServeOptions::new(
+            catalog.display().to_string(),
+            "127.0.0.1:0".parse().unwrap(),
+        );
+        opts.refresh = Duration::from_secs(1);
+        Self::start_with(opts).await
+    }
+
+    /// A server with the given options (its address is replaced by 127.0.0.1:0).
+    pub async fn start_with(mut opts: ServeOptions) -> Self {
+        opts.addr = "127.0.0.1:0".parse().unwrap();
+        let server = Server::build(&opts).await.expect("server builds");
         let addr = server.local_addr().unwrap();
         let state = server.state();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -1,6 +1,7 @@
 //! API errors: a stable machine-readable `code`, a human `message`, and the status that fits
-//! the cause (400 bad SQL, 403 forbidden statement, 404 unknown route, 406 unsupported format,
-//! 413 too large, 503 not ready, 500 otherwise).
+//! the cause (400 bad SQL, 401 missing or wrong token, 403 forbidden statement, 404 unknown
+//! route, 406 unsupported format, 413 request too large, 422 query needs more memory than
+//! allowed, 503 not ready, 504 query timed out, 500 otherwise).
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -31,6 +32,13 @@ impl ApiError {
     pub fn not_ready(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
     }
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        )
+    }
 }
 
 impl From<crate::query::QueryError> for ApiError {
@@ -44,17 +52,28 @@ impl From<crate::query::QueryError> for ApiError {
             Q::Execution(m) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "execution_error", m)
             }
+            Q::Timeout(m) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", m),
+            Q::ResourcesExhausted(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "resources_exhausted", m)
+            }
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut r = (
             self.status,
             Json(json!({ "code": self.code, "message": self.message })),
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
     }
 }
 

@@ -1,7 +1,9 @@
 //! `POST /v1/sql`: the body is the SQL text, or JSON `{"sql": "..."}`. The result streams in
 //! the format chosen by `?format=` or by `Accept` (q-values honoured; 406 when nothing
 //! acceptable is supported): JSON array of row objects (default), NDJSON, CSV, Arrow IPC
-//! stream, Parquet.
+//! stream, Parquet. Results are limited by the service's [`crate::query::Limits`]: the header
+//! `x-astropipe-row-limit` gives the row cap and the HTTP trailer `x-astropipe-truncated`
+//! (sent after the body) says whether the result was cut at it.
 
 use super::errors::ApiError;
 use crate::query::format::{BatchEncoder, Format};
@@ -10,11 +12,13 @@ use crate::server::AppState;
 use crate::telemetry::metrics;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
 use futures::StreamExt;
+use http_body::Frame;
 use serde::Deserialize;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 #[derive(Debug, Deserialize, Default)]
@@ -59,8 +63,15 @@ pub async fn post_sql(
     result
 }
 
+/// Response header giving the row limit of results.
+pub const ROW_LIMIT_HEADER: &str = "x-astropipe-row-limit";
+/// Trailer (sent after the body) saying whether the result was cut at the row limit.
+pub const TRUNCATED_TRAILER: &str = "x-astropipe-truncated";
+
 async fn run(state: &AppState, sql: &str, format: Format) -> Result<Response, ApiError> {
-    let mut stream = query::execute(&state.ctx, sql).await?;
+    let limited = query::execute_limited(&state.ctx, sql, &state.limits).await?;
+    let truncated = limited.truncated.clone();
+    let mut stream = limited.stream;
     let schema = stream.schema();
     let (mut enc, head) =
         BatchEncoder::new(format, &schema).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -68,7 +79,7 @@ async fn run(state: &AppState, sql: &str, format: Format) -> Result<Response, Ap
     // proper status instead of a truncated body.
     let first = match stream.next().await {
         Some(Ok(b)) => Some(b),
-        Some(Err(e)) => return Err(query::QueryError::Execution(clean_message(&e)).into()),
+        Some(Err(e)) => return Err(query::QueryError::from_execution(&e).into()),
         None => None,
     };
     let mut prefix = head;
@@ -78,51 +89,90 @@ async fn run(state: &AppState, sql: &str, format: Format) -> Result<Response, Ap
                 .map_err(|e| ApiError::bad_request(e.to_string()))?,
         );
     }
-    let body = async_stream(prefix, stream, enc);
-    Ok((
-        [(header::CONTENT_TYPE, format.content_type())],
-        Body::from_stream(body),
-    )
-        .into_response())
+    let frames = body_frames(prefix, stream, enc, truncated);
+    let mut resp = Response::new(Body::new(http_body_util::StreamBody::new(frames)));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    h.insert(header::TRAILER, HeaderValue::from_static(TRUNCATED_TRAILER));
+    if let Some(n) = state.limits.max_rows {
+        h.insert(ROW_LIMIT_HEADER, HeaderValue::from(n));
+    }
+    Ok(resp)
 }
 
-/// The rest of the response: the encoded remaining batches, then the trailer.
-fn async_stream(
+/// The body: the encoded batches, the encoder's trailer, then the HTTP trailer saying whether
+/// the row limit cut the result.
+fn body_frames(
     prefix: Vec<u8>,
     stream: datafusion::execution::SendableRecordBatchStream,
     enc: BatchEncoder,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    let state = (Some(prefix), Some(stream), Some(enc));
-    futures::stream::unfold(state, |(mut prefix, mut stream, mut enc)| async move {
-        if let Some(p) = prefix.take() {
-            return Some((Ok(Bytes::from(p)), (None, stream, enc)));
-        }
-        let s = stream.as_mut()?;
-        match s.next().await {
-            Some(Ok(batch)) => {
-                let e = enc.as_mut()?;
-                match e.encode(&batch) {
-                    Ok(bytes) => Some((Ok(Bytes::from(bytes)), (None, stream, enc))),
-                    Err(err) => Some((
-                        Err(std::io::Error::other(err.to_string())),
-                        (None, None, None),
-                    )),
-                }
-            }
-            Some(Err(err)) => Some((
-                Err(std::io::Error::other(clean_message(&err))),
-                (None, None, None),
+    truncated: Arc<AtomicBool>,
+) -> impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send {
+    enum Step {
+        Prefix(Vec<u8>),
+        Batches,
+        Trailer,
+        Done,
+    }
+    let state = (Step::Prefix(prefix), stream, Some(enc), truncated);
+    futures::stream::unfold(state, |(step, mut stream, mut enc, truncated)| async move {
+        match step {
+            Step::Prefix(p) => Some((
+                Ok(Frame::data(Bytes::from(p))),
+                (Step::Batches, stream, enc, truncated),
             )),
-            None => {
-                let e = enc.take()?;
-                match e.finish() {
-                    Ok(bytes) => Some((Ok(Bytes::from(bytes)), (None, None, None))),
-                    Err(err) => Some((
-                        Err(std::io::Error::other(err.to_string())),
-                        (None, None, None),
-                    )),
+            Step::Batches => match stream.next().await {
+                Some(Ok(batch)) => {
+                    let e = enc.as_mut()?;
+                    match e.encode(&batch) {
+                        Ok(bytes) => Some((
+                            Ok(Frame::data(Bytes::from(bytes))),
+                            (Step::Batches, stream, enc, truncated),
+                        )),
+                        Err(err) => Some((
+                            Err(std::io::Error::other(err.to_string())),
+                            (Step::Done, stream, None, truncated),
+                        )),
+                    }
                 }
+                Some(Err(err)) => Some((
+                    Err(std::io::Error::other(clean_message(&err))),
+                    (Step::Done, stream, None, truncated),
+                )),
+                None => {
+                    let e = enc.take()?;
+                    match e.finish() {
+                        Ok(bytes) => Some((
+                            Ok(Frame::data(Bytes::from(bytes))),
+                            (Step::Trailer, stream, None, truncated),
+                        )),
+                        Err(err) => Some((
+                            Err(std::io::Error::other(err.to_string())),
+                            (Step::Done, stream, None, truncated),
+                        )),
+                    }
+                }
+            },
+            Step::Trailer => {
+                let mut t = HeaderMap::new();
+                let v = if truncated.load(Ordering::Acquire) {
+                    "true"
+                } else {
+                    "false"
+                };
+                t.insert(TRUNCATED_TRAILER, HeaderValue::from_static(v));
+                if v == "true" {
+                    metrics().truncated_results.inc();
+                }
+                Some((
+                    Ok(Frame::trailers(t)),
+                    (Step::Done, stream, None, truncated),
+                ))
             }
+            Step::Done => None,
         }
     })
 }
