@@ -11,3 +11,4 @@ mod ingest;
 mod query;
 mod s3;
 mod server;
+mod service;
