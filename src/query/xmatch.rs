@@ -513,7 +513,9 @@ fn match_unit(
         .map(|&i| unit_vector(rra.value(i as usize), rdec.value(i as usize)))
         .collect();
     let r_deg = p.radius_deg;
-    let cos_r = r_deg.to_radians().cos();
+    // Squared chord of the radius, slightly grown so rounding never drops a pair (the exact
+    // separation decides below).
+    let chord2 = (2.0 * (r_deg.to_radians() / 2.0).sin()).powi(2) * (1.0 + 1e-9) + 1e-30;
     // Left rows of this unit: in the pixel (reads may bring neighbours), with a position.
     let lrows: Vec<usize> = (0..l.num_rows())
         .filter(|&i| {
@@ -535,9 +537,10 @@ fn match_unit(
                 let b = decs.partition_point(|&d| d <= dec + r_deg);
                 let mut found: Vec<(u32, f64)> = Vec::new();
                 for j in a..b {
+                    // Chord length: exact for tiny radii, where cosines round to 1.
                     let w = vecs[j];
-                    let dot = v[0] * w[0] + v[1] * w[1] + v[2] * w[2];
-                    if dot >= cos_r {
+                    let (dx, dy, dz) = (v[0] - w[0], v[1] - w[1], v[2] - w[2]);
+                    if dx * dx + dy * dy + dz * dz <= chord2 {
                         // Exact separation (Vincenty) for the pair.
                         let sep = astropipe_udfs::sphere::ang_sep_deg(
                             ra,
@@ -573,6 +576,8 @@ fn match_unit(
             Source::Sep => sep.clone(),
         });
     }
-    // Column types follow the output schema (nullability relaxed there).
-    Ok(RecordBatch::try_new(p.schema.clone(), cols)?)
+    // Column types follow the output schema (nullability relaxed there); `count(*)` asks for
+    // no column at all.
+    let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(pairs.len()));
+    Ok(RecordBatch::try_new_with_options(p.schema.clone(), cols, &opts)?)
 }

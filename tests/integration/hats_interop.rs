@@ -64,3 +64,100 @@ async fn lsdb_opens_the_catalog_and_its_cone_search_matches_ours() {
         .collect();
     assert_eq!(lsdb_ids, ours, "LSDB's cone search returns our rows");
 }
+
+#[tokio::test]
+async fn a_catalog_written_by_lsdb_is_served_with_pruning_and_its_margin() {
+    let Some(python) = test_python() else { return };
+    let s = Scratch::new("lsdbtable");
+    let ext = s.path("ext");
+    let (ra, dec, r_arcsec) = (11.0, 0.1, 900.0);
+    let v = run_python(
+        &python,
+        "make_lsdb_catalog.py",
+        &[
+            &ext.display().to_string(),
+            &ra.to_string(),
+            &dec.to_string(),
+            &r_arcsec.to_string(),
+        ],
+    );
+    // An empty catalog of our own: only the --table is served.
+    let cat = s.path("empty");
+    let loc = Location::open(&cat.display().to_string()).unwrap();
+    let (ctx, _) = astropipe::query::session::open(&loc).await.unwrap();
+    astropipe::query::session::register_extra_tables(&ctx, &[format!("ext={}", ext.display())])
+        .await
+        .unwrap();
+    let one = |sql: String| {
+        let ctx = ctx.clone();
+        async move {
+            let b = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            let c =
+                arrow::compute::cast(b[0].column(0), &arrow::datatypes::DataType::Int64).unwrap();
+            c.as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .unwrap()
+                .value(0)
+        }
+    };
+    assert_eq!(
+        one("SELECT count(*) FROM ext".into()).await,
+        v["rows"].as_i64().unwrap()
+    );
+    // Our cone (pruned) = LSDB's cone search.
+    let b = ctx
+        .sql(&format!(
+            "SELECT id FROM ext WHERE cone_contains(ra, dec, {ra}, {dec}, {}) ORDER BY id",
+            r_arcsec / 3600.0
+        ))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let ours: Vec<i64> = b
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    let theirs: Vec<i64> = v["cone_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
+    assert!(!ours.is_empty());
+    assert_eq!(ours, theirs);
+    // Pruning: the cone reads a few of the partitions (each one row group, pruned by pixel).
+    let plan = ctx
+        .sql(&format!(
+            "EXPLAIN SELECT id FROM ext WHERE cone_contains(ra, dec, {ra}, {dec}, 0.01)"
+        ))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
+    let partitions = v["partitions"].as_u64().unwrap() as usize;
+    let read = text.matches("Npix=").count();
+    assert!(
+        read >= 1 && read < partitions / 4,
+        "{read} of {partitions} partitions read:\n{text}"
+    );
+    // The margin cache is found and used by a self cross-match: each row matches itself.
+    let t = astropipe::query::session::sky_tables(&ctx)
+        .get("ext")
+        .unwrap();
+    assert_eq!(t.margin.as_ref().map(|m| m.1), Some(5.0));
+    let self_pairs = one("SELECT count(*) FROM xmatch('ext', 'ext', 0.001)".into()).await;
+    assert_eq!(self_pairs, v["rows"].as_i64().unwrap());
+}
