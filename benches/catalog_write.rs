@@ -7,6 +7,7 @@
 //! statistics, 65536-row groups) through the object store, as compaction does:
 //!   - `parallel`: the catalog writer (row groups and columns encoded on all cores);
 //!   - `serial`: arrow-rs's plain `ArrowWriter` (one thread), for reference.
+//!
 //! Prints JSON with the median seconds.
 
 use astropipe::catalog::{schema, writer};

@@ -385,7 +385,7 @@ async fn commit_chunk(
         if commit::try_put(loc, &record).await? {
             // A checkpoint now and then keeps opening the catalog cheap (readers replay only
             // the commits after the newest checkpoint).
-            if record.version % CHECKPOINT_EVERY == 0 {
+            if record.version.is_multiple_of(CHECKPOINT_EVERY) {
                 let mut s = snap;
                 s.apply(&record);
                 if let Err(e) = commit::write_checkpoint(loc, &s).await {

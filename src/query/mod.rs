@@ -90,6 +90,9 @@ const TIMEOUT_PREFIX: &str = "the query ran longer than";
 /// A running query under [`Limits`].
 pub struct Limited {
     pub stream: SendableRecordBatchStream,
+    /// The result schema as planned (what a client was told before execution; the stream's
+    /// physical schema can differ in nullability when constants were folded).
+    pub planned_schema: arrow::datatypes::SchemaRef,
     /// Set once rows were cut off by the row limit (known when the stream ends).
     pub truncated: Arc<AtomicBool>,
 }
@@ -99,6 +102,16 @@ pub struct Limited {
 pub async fn execute_limited(
     ctx: &SessionContext,
     sql: &str,
+    limits: &Limits,
+) -> Result<Limited, QueryError> {
+    execute_limited_params(ctx, sql, None, limits).await
+}
+
+/// [`execute_limited`] with placeholder values.
+pub async fn execute_limited_params(
+    ctx: &SessionContext,
+    sql: &str,
+    params: Option<&[datafusion::common::ScalarValue]>,
     limits: &Limits,
 ) -> Result<Limited, QueryError> {
     let deadline = limits.timeout.map(|t| (tokio::time::Instant::now() + t, t));
@@ -116,16 +129,19 @@ pub async fn execute_limited(
         None => ctx.clone(),
     };
     let start = async {
-        let plan = plan(&ctx, sql).await?;
+        let plan = plan_with_params(&ctx, sql, params).await?;
+        let planned = Arc::new(plan.schema().as_arrow().clone());
         let df = ctx
             .execute_logical_plan(plan)
             .await
             .map_err(QueryError::from_planning)?;
-        df.execute_stream()
+        let stream = df
+            .execute_stream()
             .await
-            .map_err(|e| QueryError::from_execution(&e))
+            .map_err(|e| QueryError::from_execution(&e))?;
+        Ok::<_, QueryError>((stream, planned))
     };
-    let stream = match deadline {
+    let (stream, planned_schema) = match deadline {
         Some((at, t)) => tokio::time::timeout_at(at, start)
             .await
             .map_err(|_| QueryError::Timeout(format!("{TIMEOUT_PREFIX} {} s", t.as_secs())))??,
@@ -187,6 +203,7 @@ pub async fn execute_limited(
     });
     Ok(Limited {
         stream: Box::pin(RecordBatchStreamAdapter::new(schema, s)),
+        planned_schema,
         truncated,
     })
 }
@@ -206,15 +223,30 @@ pub fn clean_message(e: &DataFusionError) -> String {
 
 /// Plans `sql` and checks it against the read-only guard.
 pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan, QueryError> {
+    plan_with_params(ctx, sql, None).await
+}
+
+/// Plans `sql` with values for its `$1`, `$2`, ... placeholders (prepared statements), and
+/// checks it against the read-only guard.
+pub async fn plan_with_params(
+    ctx: &SessionContext,
+    sql: &str,
+    params: Option<&[datafusion::common::ScalarValue]>,
+) -> Result<LogicalPlan, QueryError> {
     if sql.trim().is_empty() {
         return Err(QueryError::Invalid("empty query".into()));
     }
-    let plan = ctx
+    let mut plan = ctx
         .state()
         .create_logical_plan(sql)
         .await
         .map_err(QueryError::from_planning)?;
     guard::check(&plan)?;
+    if let Some(p) = params {
+        plan = plan
+            .with_param_values(datafusion::common::ParamValues::from(p.to_vec()))
+            .map_err(QueryError::from_planning)?;
+    }
     Ok(plan)
 }
 

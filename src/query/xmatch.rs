@@ -579,5 +579,9 @@ fn match_unit(
     // Column types follow the output schema (nullability relaxed there); `count(*)` asks for
     // no column at all.
     let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(pairs.len()));
-    Ok(RecordBatch::try_new_with_options(p.schema.clone(), cols, &opts)?)
+    Ok(RecordBatch::try_new_with_options(
+        p.schema.clone(),
+        cols,
+        &opts,
+    )?)
 }

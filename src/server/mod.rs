@@ -4,6 +4,7 @@
 //! the shutdown future resolves (SIGTERM/Ctrl-C from `main`), so tests start the real server on
 //! port 0. The HTTP surface is in [`http`].
 
+pub mod flight;
 pub mod http;
 pub mod shutdown;
 
@@ -124,6 +125,7 @@ impl AppState {
 /// A bound, loaded server, ready to run.
 pub struct Server {
     listener: tokio::net::TcpListener,
+    flight: Option<tokio::net::TcpListener>,
     state: Arc<AppState>,
     refresh: Duration,
 }
@@ -148,8 +150,19 @@ impl Server {
                 addr: opts.addr.to_string(),
                 source,
             })?;
+        let flight =
+            match opts.flight_addr {
+                Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|source| {
+                    ServeError::Bind {
+                        addr: a.to_string(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
         Ok(Server {
             listener,
+            flight,
             state,
             refresh: opts.refresh,
         })
@@ -157,6 +170,11 @@ impl Server {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where Flight SQL listens, when enabled.
+    pub fn flight_addr(&self) -> Option<SocketAddr> {
+        self.flight.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> Arc<AppState> {
@@ -180,12 +198,34 @@ impl Server {
                 }
             }
         });
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let flight = self.flight.map(|l| {
+            if let Ok(a) = l.local_addr() {
+                tracing::info!(addr = %a, "serving Flight SQL");
+            }
+            let mut rx = stop_rx.clone();
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = rx.wait_for(|v| *v).await;
+                };
+                if let Err(e) = flight::serve(state, l, stop).await {
+                    tracing::error!(error = %e, "Flight SQL server failed");
+                }
+            })
+        });
         let app = http::router(self.state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "serving");
         let r = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
             .await;
         refresher.abort();
+        if let Some(f) = flight {
+            let _ = f.await;
+        }
         r.map_err(ServeError::Io)
     }
 }

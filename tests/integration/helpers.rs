@@ -64,6 +64,8 @@ pub async fn ingest(inputs: &[&Path], catalog: &Path) -> IngestReport {
 /// A running server on 127.0.0.1:0 and a client for it.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where Flight SQL listens, when the options asked for it.
+    pub flight_addr: Option<SocketAddr>,
     pub state: Arc<AppState>,
     pub client: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -84,6 +86,7 @@ impl TestServer {
         opts.addr = "127.0.0.1:0".parse().unwrap();
         let server = Server::build(&opts).await.expect("server builds");
         let addr = server.local_addr().unwrap();
+        let flight_addr = server.flight_addr();
         let state = server.state();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.run_until_stopped(async move {
@@ -91,6 +94,7 @@ impl TestServer {
         }));
         TestServer {
             addr,
+            flight_addr,
             state,
             client: reqwest::Client::new(),
             stop: Some(tx),

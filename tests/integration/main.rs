@@ -5,6 +5,7 @@ mod crash;
 mod fits_cli;
 mod fits_hostile;
 mod fits_reference;
+mod flight;
 mod hats_interop;
 mod helpers;
 mod ingest;

@@ -48,7 +48,7 @@ impl ScalarUDFImpl for PolygonContains {
         &self.signature
     }
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        if args.len() < 8 || args.len() % 2 != 0 {
+        if args.len() < 8 || !args.len().is_multiple_of(2) {
             return plan_err!(
                 "polygon_contains(ra, dec, ra1, dec1, ra2, dec2, ra3, dec3, ...) takes a point and at least three vertices, got {} arguments",
                 args.len()
