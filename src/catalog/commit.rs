@@ -357,7 +357,12 @@ pub async fn latest_version(loc: &Location) -> Result<u64, CommitError> {
 
 /// The current UTC time as RFC 3339 (seconds precision).
 pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
+    rfc3339(std::time::SystemTime::now())
+}
+
+/// A time as UTC RFC 3339 (seconds precision).
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let now = t
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs() as i64;

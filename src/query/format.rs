@@ -1,7 +1,8 @@
 //! Result encodings, batch by batch, so results stream instead of being collected:
-//! JSON (an array of row objects), NDJSON, CSV, Arrow IPC stream, Parquet, and a text table
-//! for the terminal.
+//! JSON (an array of row objects), NDJSON, CSV, Arrow IPC stream, Parquet, VOTable
+//! ([`crate::query::votable`]), and a text table for the terminal.
 
+use crate::query::votable::{Ending, VotableEncoder};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
@@ -16,6 +17,8 @@ pub enum Format {
     Csv,
     ArrowIpc,
     Parquet,
+    /// VOTable 1.4 (TABLEDATA), the IVOA format.
+    VOTable,
     /// A text table (CLI only; needs every batch before printing).
     Table,
 }
@@ -28,6 +31,7 @@ impl Format {
             Format::Csv => "text/csv; charset=utf-8",
             Format::ArrowIpc => "application/vnd.apache.arrow.stream",
             Format::Parquet => "application/vnd.apache.parquet",
+            Format::VOTable => "application/x-votable+xml",
             Format::Table => "text/plain; charset=utf-8",
         }
     }
@@ -40,6 +44,7 @@ impl Format {
             "csv" => Format::Csv,
             "arrow" | "ipc" | "arrow-ipc" => Format::ArrowIpc,
             "parquet" => Format::Parquet,
+            "votable" | "vot" => Format::VOTable,
             "table" | "text" => Format::Table,
             _ => return None,
         })
@@ -53,6 +58,7 @@ impl Format {
             "text/csv" => Format::Csv,
             "application/vnd.apache.arrow.stream" => Format::ArrowIpc,
             "application/vnd.apache.parquet" | "application/parquet" => Format::Parquet,
+            "application/x-votable+xml" | "text/xml" | "application/xml" => Format::VOTable,
             _ => return None,
         })
     }
@@ -91,6 +97,7 @@ enum State {
     Ipc(Box<arrow::ipc::writer::StreamWriter<SharedBuf>>, SharedBuf),
     Parquet(Box<parquet::arrow::ArrowWriter<SharedBuf>>, SharedBuf),
     Table(Vec<RecordBatch>),
+    VOTable(VotableEncoder),
 }
 
 /// Encodes a stream of batches of one schema.
@@ -123,6 +130,10 @@ impl BatchEncoder {
                 (State::Parquet(Box::new(w), buf), head)
             }
             Format::Table => (State::Table(Vec::new()), Vec::new()),
+            Format::VOTable => {
+                let (enc, head) = VotableEncoder::new(schema, &[]);
+                (State::VOTable(enc), head.into_bytes())
+            }
         };
         Ok((BatchEncoder { state }, head))
     }
@@ -171,6 +182,36 @@ impl BatchEncoder {
                 batches.push(batch.clone());
                 Ok(Vec::new())
             }
+            State::VOTable(enc) => Ok(enc.encode(batch)?.into_bytes()),
+        }
+    }
+
+    /// Whether errors after the head can still be reported inside the document.
+    pub fn reports_errors_in_band(&self) -> bool {
+        matches!(self.state, State::VOTable(_))
+    }
+
+    /// Ends a document whose query failed mid-stream: the closing bytes carrying the error
+    /// (VOTable `QUERY_STATUS` ERROR), or nothing for formats that cannot say it.
+    pub fn fail(self, message: &str) -> Vec<u8> {
+        match self.state {
+            State::VOTable(enc) => enc.finish(&Ending::Error(message.into())).into_bytes(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Ends the encoding saying whether the row limit cut the result (VOTable says it with
+    /// `QUERY_STATUS` OVERFLOW; other formats only through the HTTP trailer).
+    pub fn finish_with(self, truncated: bool) -> Result<Vec<u8>, ArrowError> {
+        match self.state {
+            State::VOTable(enc) => Ok(enc
+                .finish(if truncated {
+                    &Ending::Overflow
+                } else {
+                    &Ending::Complete
+                })
+                .into_bytes()),
+            _ => self.finish(),
         }
     }
 
@@ -193,6 +234,7 @@ impl BatchEncoder {
                 s.push('\n');
                 Ok(s.into_bytes())
             }
+            State::VOTable(enc) => Ok(enc.finish(&Ending::Complete).into_bytes()),
         }
     }
 }

@@ -7,12 +7,15 @@
 //! - [`discover`]: `--table NAME=URI` (HATS catalogs, collections, Parquet datasets);
 //! - [`functions`]: the table functions `cone_search` and `xmatch` ([`xmatch`]).
 
+pub mod adql;
 pub mod discover;
 pub mod format;
 pub mod functions;
 pub mod guard;
 pub mod session;
 pub mod table;
+pub mod tap_schema;
+pub mod votable;
 pub mod xmatch;
 
 use datafusion::error::DataFusionError;

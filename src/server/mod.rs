@@ -77,6 +77,8 @@ pub struct AppState {
     pub version: AtomicU64,
     pub limits: Limits,
     pub auth_token: Option<String>,
+    /// TAP async (UWS) jobs.
+    pub uws: http::tap::Jobs,
 }
 
 impl AppState {
@@ -142,6 +144,7 @@ impl Server {
             version: AtomicU64::new(0),
             limits: opts.limits.clone(),
             auth_token: opts.auth_token.clone(),
+            uws: Default::default(),
         });
         state.refresh().await?;
         let listener = tokio::net::TcpListener::bind(opts.addr)

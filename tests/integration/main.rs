@@ -9,6 +9,7 @@ mod flight;
 mod hats_interop;
 mod helpers;
 mod ingest;
+mod ivoa;
 mod query;
 mod s3;
 mod server;

@@ -4,6 +4,8 @@
 //! | --- | --- |
 //! | `POST /v1/sql` | [`sql`] |
 //! | `GET /v1/tables`, `GET /v1/tables/{name}` | [`tables`] |
+//! | `GET|POST /tap/sync`, `/tap/async[/{id}[/...]]`, `GET /tap/capabilities`, `/tap/availability`, `/tap/tables[/{name}]` | [`tap`] |
+//! | `GET /scs?RA=&DEC=&SR=` | [`scs`] |
 //! | `GET /livez`, `/readyz`, `/healthz` | [`health`] |
 //! | `GET /metrics` | [`metrics`] |
 //!
@@ -12,8 +14,10 @@
 pub mod errors;
 pub mod health;
 pub mod metrics;
+pub mod scs;
 pub mod sql;
 pub mod tables;
+pub mod tap;
 
 use crate::server::AppState;
 use axum::Router;
@@ -55,6 +59,24 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sql", post(sql::post_sql))
         .route("/v1/tables", get(tables::list))
         .route("/v1/tables/{name}", get(tables::describe))
+        .route("/tap/sync", get(tap::sync).post(tap::sync))
+        .route("/tap/async", get(tap::async_list).post(tap::async_create))
+        .route(
+            "/tap/async/{id}",
+            get(tap::async_job)
+                .post(tap::async_job)
+                .delete(tap::async_job),
+        )
+        .route("/tap/async/{id}/results/result", get(tap::async_result))
+        .route(
+            "/tap/async/{id}/{item}",
+            get(tap::async_item).post(tap::async_item),
+        )
+        .route("/tap/capabilities", get(tap::capabilities))
+        .route("/tap/availability", get(tap::availability))
+        .route("/tap/tables", get(tap::tables))
+        .route("/tap/tables/{name}", get(tap::table))
+        .route("/scs", get(scs::cone))
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .route("/healthz", get(health::readyz))

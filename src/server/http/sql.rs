@@ -10,6 +10,7 @@ use crate::query::format::{BatchEncoder, Format};
 use crate::query::{self, clean_message};
 use crate::server::AppState;
 use crate::telemetry::metrics;
+use arrow::datatypes::SchemaRef;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -48,7 +49,7 @@ pub async fn post_sql(
     }
     let sql = sql_text(&headers, &body)?;
     let t0 = Instant::now();
-    let result = run(&state, &sql, format).await;
+    let result = stream_query(&state, &sql, format, &state.limits, &[]).await;
     let outcome = match &result {
         Ok(_) => "ok",
         Err(e) if e.status == StatusCode::FORBIDDEN => "forbidden",
@@ -68,11 +69,20 @@ pub const ROW_LIMIT_HEADER: &str = "x-astropipe-row-limit";
 /// Trailer (sent after the body) saying whether the result was cut at the row limit.
 pub const TRUNCATED_TRAILER: &str = "x-astropipe-truncated";
 
-async fn run(state: &AppState, sql: &str, format: Format) -> Result<Response, ApiError> {
-    let limited = query::execute_limited(&state.ctx, sql, &state.limits).await?;
+/// Runs `sql` under `limits` and streams the result in `format` (also used by TAP and Cone
+/// Search). `ucds` replaces the UCDs of named columns in the VOTable head (Cone Search needs
+/// its UCD1 names).
+pub async fn stream_query(
+    state: &AppState,
+    sql: &str,
+    format: Format,
+    limits: &query::Limits,
+    ucds: &[(&str, &str)],
+) -> Result<Response, ApiError> {
+    let limited = query::execute_limited(&state.ctx, sql, limits).await?;
     let truncated = limited.truncated.clone();
     let mut stream = limited.stream;
-    let schema = stream.schema();
+    let schema = with_ucds(&stream.schema(), ucds);
     let (mut enc, head) =
         BatchEncoder::new(format, &schema).map_err(|e| ApiError::bad_request(e.to_string()))?;
     // Pull the first batch before answering, so that most execution errors still get a
@@ -97,10 +107,34 @@ async fn run(state: &AppState, sql: &str, format: Format) -> Result<Response, Ap
         HeaderValue::from_static(format.content_type()),
     );
     h.insert(header::TRAILER, HeaderValue::from_static(TRUNCATED_TRAILER));
-    if let Some(n) = state.limits.max_rows {
+    if let Some(n) = limits.max_rows {
         h.insert(ROW_LIMIT_HEADER, HeaderValue::from(n));
     }
     Ok(resp)
+}
+
+/// `schema` with the `ucd` metadata of the named columns replaced.
+pub fn with_ucds(schema: &SchemaRef, ucds: &[(&str, &str)]) -> SchemaRef {
+    if ucds.is_empty() {
+        return schema.clone();
+    }
+    let fields: Vec<arrow::datatypes::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut f = f.as_ref().clone();
+            if let Some((_, ucd)) = ucds.iter().find(|(n, _)| *n == f.name()) {
+                let mut md = f.metadata().clone();
+                md.insert("ucd".into(), ucd.to_string());
+                f = f.with_metadata(md);
+            }
+            f
+        })
+        .collect();
+    Arc::new(arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ))
 }
 
 /// The body: the encoded batches, the encoder's trailer, then the HTTP trailer saying whether
@@ -138,13 +172,23 @@ fn body_frames(
                         )),
                     }
                 }
-                Some(Err(err)) => Some((
-                    Err(std::io::Error::other(clean_message(&err))),
-                    (Step::Done, stream, None, truncated),
-                )),
+                Some(Err(err)) => {
+                    let message = clean_message(&err);
+                    match enc.take() {
+                        // VOTable says it inside the document, which then ends normally.
+                        Some(e) if e.reports_errors_in_band() => Some((
+                            Ok(Frame::data(Bytes::from(e.fail(&message)))),
+                            (Step::Trailer, stream, None, truncated),
+                        )),
+                        _ => Some((
+                            Err(std::io::Error::other(message)),
+                            (Step::Done, stream, None, truncated),
+                        )),
+                    }
+                }
                 None => {
                     let e = enc.take()?;
-                    match e.finish() {
+                    match e.finish_with(truncated.load(Ordering::Acquire)) {
                         Ok(bytes) => Some((
                             Ok(Frame::data(Bytes::from(bytes))),
                             (Step::Trailer, stream, None, truncated),
@@ -210,7 +254,7 @@ pub fn choose_format(param: Option<&str>, headers: &HeaderMap) -> Result<Format,
     if let Some(name) = param {
         return Format::from_name(name).ok_or_else(|| {
             ApiError::not_acceptable(format!(
-                "unknown format {name:?}: use json, ndjson, csv, arrow or parquet"
+                "unknown format {name:?}: use json, ndjson, csv, arrow, parquet or votable"
             ))
         });
     }
