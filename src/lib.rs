@@ -13,8 +13,8 @@
 //! | [`ingest`] | the batch: inputs → per-HDU pipeline (rayon) → catalog increments, report |
 //! | [`catalog`] | Arrow schemas, Parquet encoding, the commit log, HATS compaction, margins, GC |
 //! | [`storage`] | object stores from catalog URIs (local, s3://, memory://) |
-//! | [`query`] | DataFusion session with the UDFs, read-only guard, result encoders |
-//! | [`server`] | `serve`: HTTP API, probes, metrics, graceful shutdown |
+//! | [`query`] | DataFusion session with the UDFs, HEALPix-pruning table provider, `--table` discovery, `cone_search`/`xmatch`, limits, read-only guard, ADQL translation, TAP_SCHEMA, result encoders (JSON, CSV, Arrow, Parquet, VOTable) |
+//! | [`server`] | `serve`: HTTP API (SQL, TAP, Cone Search), Arrow Flight SQL, auth, probes, metrics, graceful shutdown |
 //! | [`telemetry`] | logging setup and every Prometheus metric |
 //! | [`synthetic`] | synthetic star fields with a known WCS (demo, tests, benches) |
 //! | [`demo`] | the embedded default: bundled samples → `./astro-data` → served |

@@ -2,7 +2,9 @@
 //!
 //! - [`session`]: the DataFusion context (UDFs, catalog tables, refresh on new versions);
 //! - [`guard`]: the read-only check on logical plans;
-//! - [`format`]: streaming result encoders (JSON, NDJSON, CSV, Arrow IPC, Parquet, text);
+//! - [`format`]: streaming result encoders (JSON, NDJSON, CSV, Arrow IPC, Parquet, VOTable
+//!   via [`votable`], text);
+//! - [`adql`]: ADQL → SQL for TAP; [`tap_schema`]: the `TAP_SCHEMA` tables;
 //! - [`table`]: the Parquet table provider that prunes by sky region;
 //! - [`discover`]: `--table NAME=URI` (HATS catalogs, collections, Parquet datasets);
 //! - [`functions`]: the table functions `cone_search` and `xmatch` ([`xmatch`]).

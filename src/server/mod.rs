@@ -2,7 +2,8 @@
 //!
 //! [`Server::build`] binds and loads the catalog, [`Server::run_until_stopped`] serves until
 //! the shutdown future resolves (SIGTERM/Ctrl-C from `main`), so tests start the real server on
-//! port 0. The HTTP surface is in [`http`].
+//! port 0. The HTTP surface (SQL, TAP, Cone Search, probes, metrics) is in [`http`]; Arrow
+//! Flight SQL, on its own port when `--flight-addr` is given, in [`flight`].
 
 pub mod flight;
 pub mod http;
