@@ -4,6 +4,7 @@
 use crate::catalog::compact::{self, CompactOptions};
 use crate::cli::{
     Cli, Command, CompactArgs, DemoArgs, FitsCommand, IngestArgs, OutputFormat, ServeArgs, SqlArgs,
+    WorkerArgs,
 };
 use crate::config::FileConfig;
 use crate::ingest::{self, IngestOptions};
@@ -11,6 +12,7 @@ use crate::query::format::{BatchEncoder, Format};
 use crate::query::{self, session};
 use crate::server::{ServeOptions, Server, shutdown};
 use crate::storage::Location;
+use crate::worker::{Worker, WorkerOptions};
 use futures::StreamExt;
 use std::io::{IsTerminal, Write};
 
@@ -43,7 +45,7 @@ fn usage(e: impl std::fmt::Display) -> AppError {
 
 /// Does the logs go to stdout (services) or stderr (commands that print results)?
 pub fn stdout_is_output(cli: &Cli) -> bool {
-    !matches!(cli.command, Command::Serve(_))
+    !matches!(cli.command, Command::Serve(_) | Command::Worker(_))
 }
 
 pub async fn run(cli: Cli) -> Result<(), AppError> {
@@ -51,6 +53,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
     match cli.command {
         Command::Ingest(a) => ingest_cmd(&file, a).await,
         Command::Serve(a) => serve_cmd(&file, a).await,
+        Command::Worker(a) => worker_cmd(&file, a).await,
         Command::Sql(a) => sql_cmd(&file, a).await,
         Command::Compact(a) => compact_cmd(&file, a).await,
         Command::Demo(a) => demo_cmd(a).await,
@@ -190,6 +193,39 @@ async fn serve_cmd(file: &FileConfig, a: ServeArgs) -> Result<(), AppError> {
     let server = Server::build(&opts).await?;
     server.run_until_stopped(shutdown::signal()).await?;
     Ok(())
+}
+
+async fn worker_cmd(file: &FileConfig, a: WorkerArgs) -> Result<(), AppError> {
+    let addr = a.addr.parse().map_err(|e| AppError {
+        code: EXIT_USAGE,
+        message: format!("--addr {}: {e}", a.addr),
+    })?;
+    if a.concurrency == 0 || a.lease_seconds < 3 || a.poll_ms == 0 {
+        return Err(AppError {
+            code: EXIT_USAGE,
+            message: "--concurrency and --poll-ms must be at least 1, --lease-seconds at least 3"
+                .into(),
+        });
+    }
+    let mut opts = WorkerOptions::new(file.catalog(&a.catalog), addr);
+    opts.concurrency = a.concurrency;
+    opts.lease = std::time::Duration::from_secs(a.lease_seconds);
+    opts.poll = std::time::Duration::from_millis(a.poll_ms);
+    opts.grace = std::time::Duration::from_secs(a.grace_seconds);
+    if let Some(s) = a.scratch {
+        opts.scratch = s;
+    }
+    let worker = Worker::build(opts).await.map_err(|e| AppError {
+        code: EXIT_FAILURE,
+        message: e.to_string(),
+    })?;
+    worker
+        .run_until_stopped(shutdown::signal())
+        .await
+        .map_err(|e| AppError {
+            code: EXIT_FAILURE,
+            message: e.to_string(),
+        })
 }
 
 async fn sql_cmd(file: &FileConfig, a: SqlArgs) -> Result<(), AppError> {

@@ -24,6 +24,9 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Serve the catalog over HTTP (SQL, tables, health, metrics).
     Serve(ServeArgs),
+    /// Run the image-processor service: a jobs API whose jobs (ingests) are kept durably in
+    /// the catalog's object store and processed by any replica.
+    Worker(WorkerArgs),
     /// Run one SQL query against the catalog and print the result.
     Sql(SqlArgs),
     /// Merge committed increments into balanced HATS partitions with a margin cache, and
@@ -180,6 +183,31 @@ pub struct ServeArgs {
     /// Seconds between checks for newly committed catalog versions [default: 5]
     #[arg(long, env = "ASTROPIPE_REFRESH_SECONDS")]
     pub refresh_seconds: Option<u64>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArg,
+    /// Address of the jobs API, probes and metrics
+    #[arg(long, env = "ASTROPIPE_WORKER_ADDR", default_value = "127.0.0.1:8081")]
+    pub addr: String,
+    /// Jobs processed at once (each ingest uses every core)
+    #[arg(long, env = "ASTROPIPE_WORKER_CONCURRENCY", default_value_t = 1)]
+    pub concurrency: usize,
+    /// Seconds a claim on a job lasts without renewal (a killed worker's jobs are taken over
+    /// after this)
+    #[arg(long, env = "ASTROPIPE_WORKER_LEASE_SECONDS", default_value_t = 60)]
+    pub lease_seconds: u64,
+    /// Milliseconds between scans of the queue
+    #[arg(long, env = "ASTROPIPE_WORKER_POLL_MS", default_value_t = 1000)]
+    pub poll_ms: u64,
+    /// Seconds SIGTERM waits for running jobs before giving them back to the queue
+    #[arg(long, env = "ASTROPIPE_WORKER_GRACE_SECONDS", default_value_t = 25)]
+    pub grace_seconds: u64,
+    /// Directory for downloaded and uploaded inputs [default: $TMPDIR/astropipe-worker]
+    #[arg(long, env = "ASTROPIPE_WORKER_SCRATCH")]
+    pub scratch: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -15,6 +15,7 @@
 //! | [`storage`] | object stores from catalog URIs (local, s3://, memory://) |
 //! | [`query`] | DataFusion session with the UDFs, HEALPix-pruning table provider, `--table` discovery, `cone_search`/`xmatch`, limits, read-only guard, ADQL translation, TAP_SCHEMA, result encoders (JSON, CSV, Arrow, Parquet, VOTable) |
 //! | [`server`] | `serve`: HTTP API (SQL, TAP, Cone Search), Arrow Flight SQL, auth, probes, metrics, graceful shutdown |
+//! | [`worker`] | `worker`: the image-processor service — jobs API, durable queue in the object store, leases |
 //! | [`telemetry`] | logging setup and every Prometheus metric |
 //! | [`synthetic`] | synthetic star fields with a known WCS (demo, tests, benches) |
 //! | [`demo`] | the embedded default: bundled samples → `./astro-data` → served |
@@ -35,3 +36,4 @@ pub mod storage;
 pub mod synthetic;
 pub mod telemetry;
 pub mod wcs;
+pub mod worker;

@@ -29,6 +29,9 @@ pub struct Metrics {
     pub ingest_failures: IntCounterVec,
     pub ingest_stage_seconds: HistogramVec,
     pub catalog_version: IntGauge,
+    pub jobs_queue_depth: IntGauge,
+    pub jobs_finished: IntCounterVec,
+    pub job_seconds: HistogramVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -101,6 +104,27 @@ fn build() -> Result<Metrics, prometheus::Error> {
             &["stage"],
         )?,
         catalog_version: IntGauge::new("catalog_version", "Catalog version being served")?,
+        jobs_queue_depth: IntGauge::new(
+            "jobs_queue_depth",
+            "Jobs waiting to be processed (queued, or running with a lapsed lease), as this worker last saw the queue",
+        )?,
+        jobs_finished: IntCounterVec::new(
+            Opts::new(
+                "jobs_finished_total",
+                "Jobs that reached a final state here (succeeded, failed, cancelled)",
+            ),
+            &["state"],
+        )?,
+        job_seconds: HistogramVec::new(
+            HistogramOpts::new(
+                "job_duration_seconds",
+                "Job processing time by stage (stage_inputs, ingest, total)",
+            )
+            .buckets(vec![
+                0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+            ]),
+            &["stage"],
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.build_info.clone()))?;
@@ -118,6 +142,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry
         .register(Box::new(m.ingest_stage_seconds.clone()))?;
     m.registry.register(Box::new(m.catalog_version.clone()))?;
+    m.registry.register(Box::new(m.jobs_queue_depth.clone()))?;
+    m.registry.register(Box::new(m.jobs_finished.clone()))?;
+    m.registry.register(Box::new(m.job_seconds.clone()))?;
     m.build_info
         .with_label_values(&[env!("CARGO_PKG_VERSION")])
         .set(1);

@@ -14,3 +14,4 @@ mod query;
 mod s3;
 mod server;
 mod service;
+mod worker;

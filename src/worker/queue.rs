@@ -1,0 +1,498 @@
+//! The durable job queue, kept in the catalog's object store next to the data it feeds:
+//!
+//! ```text
+//! <catalog>/_jobs/<id>/job.json              the request (inputs, creation time), written first
+//! <catalog>/_jobs/<id>/upload.fits           an uploaded FITS body (upload jobs only)
+//! <catalog>/_jobs/<id>/events/<seq:08>.json  state changes, each a conditional create
+//! ```
+//!
+//! A job's state is its highest-numbered event (none yet: queued). Every change writes the
+//! next sequence number with `PutMode::Create`, so of two processes racing for one change —
+//! two workers claiming, a cancel against a completion — exactly one wins and the other sees
+//! `AlreadyExists` and re-reads. This needs only conditional create, which every store here
+//! has (local files, S3). A claim is a `running` event with an owner and a lease deadline;
+//! the owner renews it while it works; a `running` job whose lease has expired (its worker
+//! was killed) may be claimed again by anyone. Processing is therefore at-least-once; the
+//! catalog's content-hash commits make repeating an ingest a no-op.
+
+use crate::storage::Location;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const ROOT: &str = "_jobs";
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("job record {path}: {source}")]
+    Decode {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("no job {0}")]
+    NotFound(String),
+    #[error("job {id} is {state}: {why}")]
+    Conflict {
+        id: String,
+        state: State,
+        why: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Queued => "queued",
+            State::Running => "running",
+            State::Succeeded => "succeeded",
+            State::Failed => "failed",
+            State::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<State> {
+        [
+            State::Queued,
+            State::Running,
+            State::Succeeded,
+            State::Failed,
+            State::Cancelled,
+        ]
+        .into_iter()
+        .find(|v| v.name().eq_ignore_ascii_case(s))
+    }
+    pub fn finished(self) -> bool {
+        matches!(self, State::Succeeded | State::Failed | State::Cancelled)
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What was asked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub id: String,
+    /// Local paths or object URIs (`s3://...`); `upload.fits` for an uploaded body.
+    pub inputs: Vec<String>,
+    pub upload: bool,
+    pub created_at: f64,
+}
+
+/// One state change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub state: State,
+    pub at: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<f64>,
+    #[serde(default)]
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What the run did (ingest report summary), on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// When this attempt started running (carried along on renewals and the final event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<f64>,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub spec: JobSpec,
+    /// The latest event (None: queued, nothing happened yet).
+    pub last: Option<Event>,
+}
+
+impl Job {
+    pub fn state(&self) -> State {
+        self.last.as_ref().map_or(State::Queued, |e| e.state)
+    }
+    fn next_seq(&self) -> u64 {
+        self.last.as_ref().map_or(0, |e| e.seq + 1)
+    }
+    fn attempt(&self) -> u32 {
+        self.last.as_ref().map_or(0, |e| e.attempt)
+    }
+    /// Whether a worker may take it now.
+    pub fn claimable(&self, now: f64) -> bool {
+        match &self.last {
+            None => true,
+            Some(e) => match e.state {
+                State::Queued => true,
+                State::Running => e.lease_until.is_some_and(|t| t < now),
+                _ => false,
+            },
+        }
+    }
+    pub fn to_json(&self) -> serde_json::Value {
+        let last = self.last.as_ref();
+        serde_json::json!({
+            "id": self.spec.id,
+            "state": self.state().name(),
+            "inputs": self.spec.inputs,
+            "upload": self.spec.upload,
+            "error": last.and_then(|e| e.error.clone()),
+            "attempts": self.attempt(),
+            "owner": last.and_then(|e| e.owner.clone()),
+            "result": last.and_then(|e| e.result.clone()),
+            "created_at": crate::catalog::commit::rfc3339(to_time(self.spec.created_at)),
+            "started_at": last.and_then(|e| e.started_at).map(|t| crate::catalog::commit::rfc3339(to_time(t))),
+            "finished_at": last.filter(|e| e.state.finished()).map(|e| crate::catalog::commit::rfc3339(to_time(e.at))),
+            "seconds": last.filter(|e| e.state.finished()).and_then(|e| e.started_at.map(|s| e.at - s)),
+        })
+    }
+}
+
+fn to_time(secs: f64) -> SystemTime {
+    UNIX_EPOCH + std::time::Duration::from_secs_f64(secs.max(0.0))
+}
+
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// The queue of one catalog.
+#[derive(Clone)]
+pub struct Queue {
+    loc: Location,
+}
+
+impl Queue {
+    pub fn new(loc: Location) -> Self {
+        Queue { loc }
+    }
+
+    fn path(&self, rel: &str) -> Path {
+        self.loc.path(&format!("{ROOT}/{rel}"))
+    }
+
+    async fn create(&self, path: &Path, bytes: Vec<u8>) -> Result<bool, QueueError> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .loc
+            .store
+            .put_opts(path, PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn read<T: for<'de> Deserialize<'de>>(&self, path: &Path) -> Result<T, QueueError> {
+        let bytes = self.loc.store.get(path).await?.bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|source| QueueError::Decode {
+            path: path.to_string(),
+            source,
+        })
+    }
+
+    /// Records a new job (and its uploaded body); it is durable when this returns.
+    pub async fn submit(
+        &self,
+        inputs: Vec<String>,
+        upload: Option<Vec<u8>>,
+    ) -> Result<Job, QueueError> {
+        let id = crate::catalog::commit::new_run_id();
+        let spec = JobSpec {
+            id: id.clone(),
+            inputs: if upload.is_some() {
+                vec!["upload.fits".into()]
+            } else {
+                inputs
+            },
+            upload: upload.is_some(),
+            created_at: now(),
+        };
+        if let Some(body) = upload {
+            self.loc
+                .store
+                .put(&self.path(&format!("{id}/upload.fits")), body.into())
+                .await?;
+        }
+        let bytes = serde_json::to_vec_pretty(&spec).expect("a job spec serialises");
+        self.create(&self.path(&format!("{id}/job.json")), bytes)
+            .await?;
+        Ok(Job { spec, last: None })
+    }
+
+    /// The uploaded body of an upload job.
+    pub async fn upload(&self, id: &str) -> Result<bytes::Bytes, QueueError> {
+        Ok(self
+            .loc
+            .store
+            .get(&self.path(&format!("{id}/upload.fits")))
+            .await?
+            .bytes()
+            .await?)
+    }
+
+    /// One job with its latest state.
+    pub async fn get(&self, id: &str) -> Result<Job, QueueError> {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(QueueError::NotFound(id.into()));
+        }
+        let spec: JobSpec = match self.read(&self.path(&format!("{id}/job.json"))).await {
+            Ok(s) => s,
+            Err(QueueError::Store(object_store::Error::NotFound { .. })) => {
+                return Err(QueueError::NotFound(id.into()));
+            }
+            Err(e) => return Err(e),
+        };
+        let events: Vec<_> = self
+            .loc
+            .store
+            .list(Some(&self.path(&format!("{id}/events"))))
+            .try_collect()
+            .await?;
+        let latest = events.iter().map(|m| m.location.clone()).max();
+        let last = match latest {
+            Some(p) => Some(self.read::<Event>(&p).await?),
+            None => None,
+        };
+        Ok(Job { spec, last })
+    }
+
+    /// Whether the store answers (one listing call).
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        self.loc
+            .store
+            .list_with_delimiter(Some(&self.path("")))
+            .await?;
+        Ok(())
+    }
+
+    /// Every job, oldest first.
+    pub async fn list(&self) -> Result<Vec<Job>, QueueError> {
+        let listing = self
+            .loc
+            .store
+            .list_with_delimiter(Some(&self.path("")))
+            .await?;
+        let mut out = Vec::new();
+        for p in listing.common_prefixes {
+            let Some(id) = p.filename() else { continue };
+            match self.get(id).await {
+                Ok(j) => out.push(j),
+                // A job directory whose job.json is not there yet (or an upload in flight).
+                Err(QueueError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.spec.created_at.total_cmp(&b.spec.created_at));
+        Ok(out)
+    }
+
+    /// Appends the event after `job`'s latest; false when someone else changed it first.
+    async fn append(&self, job: &Job, event: Event) -> Result<bool, QueueError> {
+        let path = self.path(&format!("{}/events/{:08}.json", job.spec.id, event.seq));
+        self.create(
+            &path,
+            serde_json::to_vec_pretty(&event).expect("an event serialises"),
+        )
+        .await
+    }
+
+    fn event(job: &Job, state: State) -> Event {
+        let prev = job.last.as_ref();
+        Event {
+            seq: job.next_seq(),
+            state,
+            at: now(),
+            owner: None,
+            lease_until: None,
+            attempt: job.attempt(),
+            error: None,
+            result: None,
+            started_at: prev.and_then(|e| e.started_at),
+        }
+    }
+
+    /// Claims a claimable job for `owner` with a lease; None when it was not claimable or
+    /// another worker won.
+    pub async fn claim(
+        &self,
+        job: &Job,
+        owner: &str,
+        lease: f64,
+    ) -> Result<Option<Job>, QueueError> {
+        let t = now();
+        if !job.claimable(t) {
+            return Ok(None);
+        }
+        let mut e = Self::event(job, State::Running);
+        e.owner = Some(owner.into());
+        e.lease_until = Some(t + lease);
+        e.attempt = job.attempt() + 1;
+        e.started_at = Some(t);
+        if self.append(job, e.clone()).await? {
+            Ok(Some(Job {
+                spec: job.spec.clone(),
+                last: Some(e),
+            }))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Extends the lease of a job this owner runs; None when it changed meanwhile (cancelled,
+    /// or taken over after the lease lapsed): the owner should stop claiming it as its own.
+    pub async fn renew(&self, job: &Job, lease: f64) -> Result<Option<Job>, QueueError> {
+        let mut e = Self::event(job, State::Running);
+        let prev = job.last.as_ref();
+        e.owner = prev.and_then(|p| p.owner.clone());
+        e.lease_until = Some(now() + lease);
+        if self.append(job, e.clone()).await? {
+            Ok(Some(Job {
+                spec: job.spec.clone(),
+                last: Some(e),
+            }))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Ends a run this owner holds: succeeded (with a result) or failed (with the reason).
+    /// False when the job changed meanwhile (e.g. it was cancelled).
+    pub async fn finish(
+        &self,
+        job: &Job,
+        outcome: Result<serde_json::Value, String>,
+    ) -> Result<bool, QueueError> {
+        let (state, result, error) = match outcome {
+            Ok(r) => (State::Succeeded, Some(r), None),
+            Err(e) => (State::Failed, None, Some(e)),
+        };
+        let mut e = Self::event(job, state);
+        e.owner = job.last.as_ref().and_then(|p| p.owner.clone());
+        e.result = result;
+        e.error = error;
+        self.append(job, e).await
+    }
+
+    /// Gives a running job back to the queue (graceful shutdown).
+    pub async fn release(&self, job: &Job) -> Result<bool, QueueError> {
+        self.append(job, Self::event(job, State::Queued)).await
+    }
+
+    /// Moves a job to `to` if its state allows, retrying on races.
+    async fn transition(
+        &self,
+        id: &str,
+        to: State,
+        allowed: fn(State) -> bool,
+        why: &'static str,
+    ) -> Result<Job, QueueError> {
+        for _ in 0..16 {
+            let job = self.get(id).await?;
+            if !allowed(job.state()) {
+                return Err(QueueError::Conflict {
+                    id: id.into(),
+                    state: job.state(),
+                    why,
+                });
+            }
+            let e = Self::event(&job, to);
+            if self.append(&job, e.clone()).await? {
+                return Ok(Job {
+                    spec: job.spec,
+                    last: Some(e),
+                });
+            }
+        }
+        Err(QueueError::Conflict {
+            id: id.into(),
+            state: self.get(id).await?.state(),
+            why: "it kept changing",
+        })
+    }
+
+    /// Cancels a queued or running job (a running ingest finishes its current commit).
+    pub async fn cancel(&self, id: &str) -> Result<Job, QueueError> {
+        self.transition(
+            id,
+            State::Cancelled,
+            |s| !s.finished(),
+            "only queued or running jobs can be cancelled",
+        )
+        .await
+    }
+
+    /// Queues a failed or cancelled job again.
+    pub async fn retry(&self, id: &str) -> Result<Job, QueueError> {
+        self.transition(
+            id,
+            State::Queued,
+            |s| matches!(s, State::Failed | State::Cancelled),
+            "only failed or cancelled jobs can be retried",
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn claims_race_to_one_winner_and_leases_expire() {
+        let loc = Location::open("memory://queue-test").unwrap();
+        let q = Queue::new(loc);
+        let job = q.submit(vec!["a.fits".into()], None).await.unwrap();
+        assert_eq!(q.get(&job.spec.id).await.unwrap().state(), State::Queued);
+        // Two workers with the same view: one claim wins.
+        let (a, b) = tokio::join!(q.claim(&job, "w1", 60.0), q.claim(&job, "w2", 60.0));
+        let winners = [a.unwrap(), b.unwrap()].into_iter().flatten().count();
+        assert_eq!(winners, 1);
+        let running = q.get(&job.spec.id).await.unwrap();
+        assert_eq!(running.state(), State::Running);
+        assert!(!running.claimable(now()));
+        // A lapsed lease can be taken over; the old owner's renewal then loses.
+        assert!(running.claimable(now() + 120.0));
+        let stale = running.clone();
+        let mut lapsed = running.clone();
+        if let Some(e) = lapsed.last.as_mut() {
+            e.lease_until = Some(0.0);
+        }
+        let taken = q.claim(&lapsed, "w3", 60.0).await.unwrap().unwrap();
+        assert_eq!(taken.last.as_ref().unwrap().attempt, 2);
+        assert!(q.renew(&stale, 60.0).await.unwrap().is_none());
+        // Cancel wins over a completion that comes later.
+        q.cancel(&job.spec.id).await.unwrap();
+        assert!(!q.finish(&taken, Ok(serde_json::json!({}))).await.unwrap());
+        assert_eq!(q.get(&job.spec.id).await.unwrap().state(), State::Cancelled);
+        assert!(q.cancel(&job.spec.id).await.is_err());
+        assert_eq!(q.retry(&job.spec.id).await.unwrap().state(), State::Queued);
+        assert_eq!(q.list().await.unwrap().len(), 1);
+    }
+}

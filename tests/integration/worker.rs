@@ -1,0 +1,265 @@
+//! The image-processor service as a real process: a job answered with 202 survives `kill -9`
+//! of the worker and completes after a restart, exactly once in the catalog; uploads, the
+//! jobs API's errors, metrics, and a graceful SIGTERM.
+
+use super::helpers::{Scratch, astropipe, copy_samples, ingest, query_strings};
+use astropipe::synthetic::FrameSpec;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_worker(cat: &Path, port: u16) -> Child {
+    astropipe(&[])
+        .args([
+            "worker",
+            "--catalog",
+            &cat.display().to_string(),
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--lease-seconds",
+            "3",
+            "--poll-ms",
+            "200",
+            "--grace-seconds",
+            "5",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("worker starts")
+}
+
+async fn wait_ready(c: &reqwest::Client, base: &str) {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(30) {
+        if let Ok(r) = c.get(format!("{base}/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the worker did not become ready");
+}
+
+async fn json(r: reqwest::Response) -> (u16, Value) {
+    let s = r.status().as_u16();
+    (
+        s,
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap(),
+    )
+}
+
+async fn wait_state(c: &reqwest::Client, base: &str, id: &str, want: &str) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let (_, j) = json(c.get(format!("{base}/v1/jobs/{id}")).send().await.unwrap()).await;
+        if j["state"] == want {
+            return j;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "job {id} never became {want}: {j}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_jobs_survive_kill_9_and_run_exactly_once() {
+    let s = Scratch::new("worker");
+    let inputs = s.path("in");
+    copy_samples(&inputs, &["m13.fits", "test0.fits"]);
+    for seed in 0..3 {
+        let f = FrameSpec {
+            width: 1024,
+            height: 1024,
+            n_stars: 300,
+            seed,
+            ..FrameSpec::default()
+        }
+        .generate();
+        std::fs::write(inputs.join(format!("field{seed}.fits")), f.to_fits()).unwrap();
+    }
+    let cat = s.path("cat");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let c = reqwest::Client::new();
+    let mut worker = start_worker(&cat, port);
+    wait_ready(&c, &base).await;
+    let (status, job) = json(
+        c.post(format!("{base}/v1/jobs"))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "inputs": [inputs.display().to_string()] }).to_string())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    // kill -9 right after the 202: the job is already in the store.
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert!(cat.join(format!("_jobs/{id}/job.json")).exists());
+
+    let mut worker = start_worker(&cat, port);
+    wait_ready(&c, &base).await;
+    let done = wait_state(&c, &base, &id, "succeeded").await;
+    assert_eq!(done["result"]["files"], 5, "{done}");
+    assert!(done["attempts"].as_u64().unwrap() >= 1, "{done}");
+    assert!(done["error"].is_null(), "{done}");
+
+    // Exactly what a clean ingest of the same inputs gives.
+    ingest(&[&inputs], &s.path("clean")).await;
+    for q in [
+        "SELECT count(*) FROM exposures",
+        "SELECT count(*) FROM sources",
+        "SELECT count(DISTINCT source_id) FROM sources",
+    ] {
+        assert_eq!(
+            query_strings(&cat, q).await,
+            query_strings(&s.path("clean"), q).await,
+            "{q}"
+        );
+    }
+
+    // An uploaded FITS body is a job too.
+    let body = std::fs::read(inputs.join("m13.fits")).unwrap();
+    let other = s.path("cat2");
+    let port2 = free_port();
+    let base2 = format!("http://127.0.0.1:{port2}");
+    let mut worker2 = start_worker(&other, port2);
+    wait_ready(&c, &base2).await;
+    let (status, up) = json(
+        c.post(format!("{base2}/v1/jobs"))
+            .header("content-type", "application/fits")
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 202, "{up}");
+    let up_id = up["id"].as_str().unwrap().to_string();
+    let done = wait_state(&c, &base2, &up_id, "succeeded").await;
+    assert_eq!(done["result"]["files_ingested"], 1, "{done}");
+    assert_eq!(
+        query_strings(&other, "SELECT count(*) FROM exposures").await,
+        ["1"]
+    );
+
+    // Errors say why.
+    for (ct, body, want) in [
+        ("application/json", "{\"inputs\": []}", 400),
+        ("application/json", "not json", 400),
+        ("application/fits", "SIMPLE  = T", 400),
+    ] {
+        let r = c
+            .post(format!("{base}/v1/jobs"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), want, "{body}");
+    }
+    assert_eq!(
+        c.get(format!("{base}/v1/jobs/nope"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let (status, conflict) = json(
+        c.delete(format!("{base}/v1/jobs/{id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 409, "{conflict}");
+    // A job over a missing input fails with the reason, and can be retried.
+    let (_, bad) = json(
+        c.post(format!("{base}/v1/jobs"))
+            .body(serde_json::json!({ "inputs": ["/nonexistent/x.fits"] }).to_string())
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let bad_id = bad["id"].as_str().unwrap().to_string();
+    let failed = wait_state(&c, &base, &bad_id, "failed").await;
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/x.fits"),
+        "{failed}"
+    );
+    let (status, _) = json(
+        c.post(format!("{base}/v1/jobs/{bad_id}/retry"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (_, listed) = json(
+        c.get(format!("{base}/v1/jobs?state=succeeded"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let ids: Vec<&str> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&id.as_str()) && !ids.contains(&bad_id.as_str()),
+        "{listed}"
+    );
+    let metrics = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("astropipe_jobs_queue_depth"), "{metrics}");
+
+    // SIGTERM: a clean exit.
+    for w in [&mut worker, &mut worker2] {
+        let st = std::process::Command::new("kill")
+            .args(["-TERM", &w.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let t0 = Instant::now();
+        let code = loop {
+            if let Some(c) = w.try_wait().unwrap() {
+                break c;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(code.success(), "{code}");
+    }
+}
