@@ -128,7 +128,30 @@ fn fits_cmd(cmd: FitsCommand) -> Result<(), AppError> {
 }
 
 async fn ingest_cmd(file: &FileConfig, a: IngestArgs) -> Result<(), AppError> {
-    let mut opts = IngestOptions::new(a.inputs.clone(), file.catalog(&a.catalog));
+    let mut inputs = a.inputs.clone();
+    if let Some(list) = &a.input_list {
+        let text = std::fs::read_to_string(list).map_err(|e| AppError {
+            code: EXIT_USAGE,
+            message: format!("--input-list {}: {e}", list.display()),
+        })?;
+        inputs.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    let mut opts = IngestOptions::new(inputs, file.catalog(&a.catalog));
+    opts.shard = match (a.shard_index, a.shard_count) {
+        (_, Some(0)) => return Err(usage("--shard-count must be at least 1")),
+        (Some(i), Some(n)) if i >= n => {
+            return Err(usage(format!(
+                "--shard-index {i} must be below --shard-count {n}"
+            )));
+        }
+        (i, Some(n)) => Some((i.unwrap_or(0), n)),
+        (_, None) => None,
+    };
     opts.extract = file.extract(&a.extract).map_err(usage)?;
     opts.chunk_files = file.chunk_files(a.chunk_files).map_err(usage)?;
     opts.progress = std::io::stderr().is_terminal();

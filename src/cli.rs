@@ -100,9 +100,20 @@ pub struct ExtractArgs {
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// FITS files, directories (searched recursively) or glob patterns.
-    #[arg(required = true)]
+    /// FITS files, directories (searched recursively), glob patterns, or object-store URIs
+    /// (`s3://bucket/key.fits`, or a prefix `s3://bucket/night/` listed recursively).
+    #[arg(required_unless_present = "input_list")]
     pub inputs: Vec<String>,
+    /// A file listing inputs, one per line (blank lines and `#` comments ignored).
+    #[arg(long, env = "ASTROPIPE_INPUT_LIST")]
+    pub input_list: Option<PathBuf>,
+    /// Process only share INDEX of SHARD_COUNT of the sorted inputs (a Kubernetes Indexed
+    /// Job's pods each take theirs) [default: JOB_COMPLETION_INDEX when set]
+    #[arg(long, env = "JOB_COMPLETION_INDEX", requires = "shard_count")]
+    pub shard_index: Option<usize>,
+    /// Number of shards the inputs are split into.
+    #[arg(long, env = "ASTROPIPE_SHARD_COUNT")]
+    pub shard_count: Option<usize>,
     #[command(flatten)]
     pub catalog: CatalogArg,
     #[command(flatten)]

@@ -1,5 +1,7 @@
 //! Expanding ingest inputs: files, directories (recursive) and glob patterns, into a sorted,
-//! de-duplicated list of FITS files.
+//! de-duplicated list of FITS files; and object-store inputs (`s3://bucket/key.fits`, or a
+//! prefix `s3://bucket/night/` listed recursively for FITS names), read straight from the
+//! store without a local copy.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,91 @@ pub fn is_fits_name(p: &Path) -> bool {
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     FITS_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+/// One input file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Input {
+    Local(PathBuf),
+    /// An object URI (`s3://bucket/key`).
+    Remote(String),
+}
+
+impl Input {
+    pub fn uri(&self) -> String {
+        match self {
+            Input::Local(p) => p.display().to_string(),
+            Input::Remote(u) => u.clone(),
+        }
+    }
+}
+
+/// Whether an input names an object store rather than the local filesystem.
+pub fn is_remote(input: &str) -> bool {
+    input.starts_with("s3://")
+}
+
+/// Expands local and object-store inputs.
+pub async fn expand_all(inputs: &[String]) -> (Vec<Input>, Vec<Unmatched>) {
+    let (remote, local): (Vec<String>, Vec<String>) =
+        inputs.iter().cloned().partition(|i| is_remote(i));
+    let (files, mut unmatched) = expand(&local);
+    let mut out: BTreeSet<Input> = files.into_iter().map(Input::Local).collect();
+    for uri in remote {
+        match list_remote(&uri).await {
+            Ok(v) if v.is_empty() => unmatched.push(Unmatched {
+                input: uri,
+                reason: "no FITS objects under this prefix".into(),
+            }),
+            Ok(v) => out.extend(v),
+            Err(reason) => unmatched.push(Unmatched { input: uri, reason }),
+        }
+    }
+    (out.into_iter().collect(), unmatched)
+}
+
+/// An object named like a FITS file is one input; anything else is a prefix to list.
+async fn list_remote(uri: &str) -> Result<Vec<Input>, String> {
+    use futures::TryStreamExt;
+    if is_fits_name(Path::new(uri)) {
+        return Ok(vec![Input::Remote(uri.to_string())]);
+    }
+    let loc = crate::storage::Location::open(uri).map_err(|e| e.to_string())?;
+    let metas: Vec<object_store::ObjectMeta> = loc
+        .store
+        .list(Some(&loc.root))
+        .try_collect()
+        .await
+        .map_err(|e| format!("cannot list: {e}"))?;
+    Ok(metas
+        .into_iter()
+        .filter(|m| is_fits_name(Path::new(m.location.as_ref())))
+        .map(|m| Input::Remote(loc.url_of(&m.location)))
+        .collect())
+}
+
+/// Reads a whole object.
+pub async fn read_remote(uri: &str) -> Result<Vec<u8>, String> {
+    use object_store::ObjectStoreExt;
+    let loc = crate::storage::Location::open(uri).map_err(|e| e.to_string())?;
+    let got = loc
+        .store
+        .get(&loc.root)
+        .await
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let bytes = got.bytes().await.map_err(|e| format!("cannot read: {e}"))?;
+    Ok(bytes.to_vec())
+}
+
+/// Keeps every `count`-th input starting at `index` (of the sorted list), so that parallel
+/// runs (a Kubernetes Indexed Job's completions) split one input list without overlap.
+pub fn shard<T>(items: Vec<T>, index: usize, count: usize) -> Vec<T> {
+    items
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| count == 0 || i % count == index)
+        .map(|(_, x)| x)
+        .collect()
 }
 
 /// An input argument that matched nothing.

@@ -23,7 +23,6 @@ use pipeline::FileOutcome;
 use rayon::prelude::*;
 pub use report::{IngestReport, Problem};
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +51,8 @@ pub struct IngestOptions {
     pub strict: bool,
     /// Process inputs already in the catalog again and replace their rows.
     pub reprocess: bool,
+    /// Only this share of the (sorted) inputs: (index, count).
+    pub shard: Option<(usize, usize)>,
 }
 
 impl IngestOptions {
@@ -64,6 +65,7 @@ impl IngestOptions {
             progress: false,
             strict: false,
             reprocess: false,
+            shard: None,
         }
     }
 }
@@ -79,7 +81,11 @@ struct Processed {
 pub async fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
     let started = Instant::now();
     let loc = Location::open(&opts.catalog)?;
-    let (files, unmatched) = inputs::expand(&opts.inputs);
+    let (files, unmatched) = inputs::expand_all(&opts.inputs).await;
+    let files = match opts.shard {
+        Some((index, count)) => inputs::shard(files, index, count),
+        None => files,
+    };
     let mut report = IngestReport {
         catalog: loc.uri.clone(),
         files: files.len(),
@@ -103,7 +109,12 @@ pub async fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let chunk = opts.chunk_files.max(1);
+    // Object-store inputs are held in memory while their chunk is processed: smaller chunks.
+    let chunk = if files.iter().any(|f| matches!(f, inputs::Input::Remote(_))) {
+        opts.chunk_files.clamp(1, 16)
+    } else {
+        opts.chunk_files.max(1)
+    };
     for paths in files.chunks(chunk) {
         let snap = commit::snapshot(&loc).await?;
         let known: HashSet<String> = if opts.reprocess {
@@ -111,14 +122,31 @@ pub async fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
         } else {
             snap.inputs.keys().cloned().collect()
         };
-        let paths: Vec<PathBuf> = paths.to_vec();
+        // Remote inputs are fetched first (concurrently), then everything is processed on
+        // the rayon pool.
+        let fetched: Vec<(inputs::Input, Option<Result<Vec<u8>, String>>)> =
+            futures::future::join_all(paths.iter().map(|p| async move {
+                match p {
+                    inputs::Input::Remote(uri) => (p.clone(), Some(inputs::read_remote(uri).await)),
+                    inputs::Input::Local(_) => (p.clone(), None),
+                }
+            }))
+            .await;
         let extract = opts.extract.clone();
         let bar2 = bar.clone();
         let processed = tokio::task::spawn_blocking(move || {
-            paths
-                .par_iter()
-                .map(|p| {
-                    let r = process_path(p, &known, &extract);
+            fetched
+                .into_par_iter()
+                .map(|(input, bytes)| {
+                    let r = match (input, bytes) {
+                        (inputs::Input::Local(p), _) => process_path(&p, &known, &extract),
+                        (inputs::Input::Remote(uri), Some(read)) => {
+                            process_bytes(uri, read, &known, &extract)
+                        }
+                        (inputs::Input::Remote(uri), None) => {
+                            process_bytes(uri, Err("not fetched".into()), &known, &extract)
+                        }
+                    };
                     bar2.inc(1);
                     r
                 })
@@ -176,15 +204,25 @@ fn process_path(
     known: &HashSet<String>,
     opts: &ExtractOptions,
 ) -> Option<Processed> {
-    let uri = path.display().to_string();
+    let read = std::fs::read(path).map_err(|e| format!("cannot read: {e}"));
+    process_bytes(path.display().to_string(), read, known, opts)
+}
+
+/// Processes one input's bytes (None: already in the catalog).
+fn process_bytes(
+    uri: String,
+    read: Result<Vec<u8>, String>,
+    known: &HashSet<String>,
+    opts: &ExtractOptions,
+) -> Option<Processed> {
     let t0 = Instant::now();
-    let bytes = match std::fs::read(path) {
+    let bytes = match read {
         Ok(b) => b,
-        Err(e) => {
+        Err(reason) => {
             return Some(Processed {
-                uri: uri.clone(),
+                uri,
                 sha256: String::new(),
-                outcome: Err(format!("cannot read: {e}")),
+                outcome: Err(reason),
             });
         }
     };

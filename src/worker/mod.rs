@@ -5,9 +5,9 @@
 //! jobs run at once. On SIGTERM the worker stops claiming, lets running jobs finish for up to
 //! the grace period, then gives the rest back to the queue and exits.
 //!
-//! Inputs are local paths (as the pod sees them), `s3://` object URIs (downloaded to the
-//! scratch directory, `/tmp` by default, then ingested; the exposures' `file_uri` is that
-//! scratch path), or an uploaded FITS body.
+//! Inputs are local paths (as the pod sees them), `s3://` object URIs or prefixes (read from
+//! the store by the ingest), or an uploaded FITS body (staged in the scratch directory, `/tmp`
+//! by default; the exposures' `file_uri` is that scratch path).
 
 pub mod api;
 pub mod queue;
@@ -15,7 +15,6 @@ pub mod queue;
 use crate::ingest::{self, IngestOptions};
 use crate::storage::Location;
 use crate::telemetry::metrics;
-use object_store::ObjectStoreExt;
 use queue::{Job, Queue, QueueError, State};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -281,8 +280,6 @@ async fn execute(state: &WorkerState, job: &Job) -> Result<serde_json::Value, St
             let p = dir.join("upload.fits");
             std::fs::write(&p, &body).map_err(|e| format!("{}: {e}", p.display()))?;
             inputs.push(p.display().to_string());
-        } else if input.contains("://") && !input.starts_with("file://") {
-            inputs.push(download(input, &dir).await?);
         } else {
             inputs.push(input.trim_start_matches("file://").to_string());
         }
@@ -323,23 +320,4 @@ async fn execute(state: &WorkerState, job: &Job) -> Result<serde_json::Value, St
                 .join("; ")
         ))
     }
-}
-
-/// Copies an object URI (`s3://bucket/key`) into `dir`.
-async fn download(uri: &str, dir: &std::path::Path) -> Result<String, String> {
-    let (base, name) = uri
-        .rsplit_once('/')
-        .ok_or_else(|| format!("{uri}: not an object URI"))?;
-    let loc = Location::open(base).map_err(|e| format!("{uri}: {e}"))?;
-    let bytes = loc
-        .store
-        .get(&loc.path(name))
-        .await
-        .map_err(|e| format!("{uri}: {e}"))?
-        .bytes()
-        .await
-        .map_err(|e| format!("{uri}: {e}"))?;
-    let p = dir.join(name);
-    std::fs::write(&p, &bytes).map_err(|e| format!("{}: {e}", p.display()))?;
-    Ok(p.display().to_string())
 }

@@ -250,3 +250,83 @@ async fn concurrent_ingests_on_s3_commit_each_input_once() {
         assert_eq!(sql(&env, &uri, q), query_strings(&local, q).await, "{q}");
     }
 }
+
+/// Raw frames in a bucket are ingested straight from S3 (a prefix listed recursively), and an
+/// Indexed Job's shards together ingest the whole list exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_reads_s3_inputs_and_shards_split_them() {
+    use object_store::ObjectStoreExt;
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    let bucket = Bucket::create(&endpoint, "raw").await;
+    let s = Scratch::new("s3raw");
+    let local = s.path("in");
+    let names = ["m13.fits", "test0.fits", "thumbnail-image.fit.gz"];
+    copy_samples(&local, &names);
+    for n in names {
+        let bytes = std::fs::read(local.join(n)).unwrap();
+        bucket
+            .store
+            .put(
+                &object_store::path::Path::from(format!("raw/night1/{n}")),
+                bytes.into(),
+            )
+            .await
+            .unwrap();
+    }
+    ingest(&[&local], &s.path("clean")).await;
+    let env = bucket.env();
+    let q = "SELECT count(*) || ' ' || count(DISTINCT source_id) FROM sources";
+    let want = query_strings(&s.path("clean"), q).await;
+    // The whole prefix in one run.
+    let out = astropipe_ok(
+        &env,
+        &[
+            "ingest",
+            &bucket.uri("raw/"),
+            "--catalog",
+            &bucket.uri("cat1"),
+        ],
+    );
+    assert!(out.contains("files: 3 found, 3 ingested"), "{out}");
+    assert_eq!(sql(&env, &bucket.uri("cat1"), q), want);
+    let uris = sql(
+        &env,
+        &bucket.uri("cat1"),
+        "SELECT DISTINCT file_uri FROM exposures ORDER BY file_uri",
+    );
+    assert_eq!(uris.len(), 3, "{uris:?}");
+    assert!(uris.iter().all(|u| u.starts_with("s3://")), "{uris:?}");
+    // Two shards of a list naming the objects one by one.
+    let list = s.path("list.txt");
+    let lines: Vec<String> = names
+        .iter()
+        .map(|n| bucket.uri(&format!("raw/night1/{n}")))
+        .collect();
+    std::fs::write(&list, format!("# tonight\n{}\n", lines.join("\n"))).unwrap();
+    for index in ["0", "1"] {
+        let out = astropipe(&env)
+            .args([
+                "ingest",
+                "--input-list",
+                &list.display().to_string(),
+                "--catalog",
+                &bucket.uri("cat2"),
+                "--shard-count",
+                "2",
+            ])
+            .env("JOB_COMPLETION_INDEX", index)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let want_files = if index == "0" { "files: 2 found" } else { "files: 1 found" };
+        assert!(text.contains(want_files), "{text}");
+    }
+    assert_eq!(sql(&env, &bucket.uri("cat2"), q), want);
+}
