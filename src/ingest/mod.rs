@@ -70,6 +70,9 @@ impl IngestOptions {
     }
 }
 
+/// An input and, for an object-store input, its bytes (or why they could not be read).
+type Fetched = (inputs::Input, Option<Result<Vec<u8>, String>>);
+
 /// One processed input file.
 struct Processed {
     uri: String,
@@ -124,14 +127,13 @@ pub async fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
         };
         // Remote inputs are fetched first (concurrently), then everything is processed on
         // the rayon pool.
-        let fetched: Vec<(inputs::Input, Option<Result<Vec<u8>, String>>)> =
-            futures::future::join_all(paths.iter().map(|p| async move {
-                match p {
-                    inputs::Input::Remote(uri) => (p.clone(), Some(inputs::read_remote(uri).await)),
-                    inputs::Input::Local(_) => (p.clone(), None),
-                }
-            }))
-            .await;
+        let fetched: Vec<Fetched> = futures::future::join_all(paths.iter().map(|p| async move {
+            match p {
+                inputs::Input::Remote(uri) => (p.clone(), Some(inputs::read_remote(uri).await)),
+                inputs::Input::Local(_) => (p.clone(), None),
+            }
+        }))
+        .await;
         let extract = opts.extract.clone();
         let bar2 = bar.clone();
         let processed = tokio::task::spawn_blocking(move || {

@@ -325,7 +325,11 @@ async fn ingest_reads_s3_inputs_and_shards_split_them() {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8_lossy(&out.stdout);
-        let want_files = if index == "0" { "files: 2 found" } else { "files: 1 found" };
+        let want_files = if index == "0" {
+            "files: 2 found"
+        } else {
+            "files: 1 found"
+        };
         assert!(text.contains(want_files), "{text}");
     }
     assert_eq!(sql(&env, &bucket.uri("cat2"), q), want);
