@@ -5,6 +5,8 @@
 # It first makes what those tests need (nothing system-wide):
 #   - a Python venv (default /var/tmp/astropipe-venv, reused while tests/python/requirements.txt
 #     is unchanged) with moto (S3 server), hats + LSDB, pyvo and the ADBC Flight SQL driver;
+#   - a second venv (default /var/tmp/astropipe-k8s-venv) with checkov and kubernetes-validate
+#     for the Kubernetes manifest checks (kubectl, for kustomize, must be on the PATH);
 #   - a moto S3 server on 127.0.0.1 (a free port), stopped when the tests end.
 # The tests find them through ASTROPIPE_TEST_PYTHON and ASTROPIPE_TEST_S3_ENDPOINT; with
 # ASTROPIPE_TEST_REQUIRE_EXTERNAL=1 (set here) a test that lacks them fails instead of skipping.
@@ -28,6 +30,20 @@ if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; th
     echo "$want" > "$stamp"
 fi
 export ASTROPIPE_TEST_PYTHON="$venv/bin/python"
+
+# The Kubernetes manifest tools (checkov, kubernetes-validate) in a venv of their own.
+k8s_venv="${ASTROPIPE_K8S_VENV:-/var/tmp/astropipe-k8s-venv}"
+k8s_req=tests/k8s-requirements.txt
+k8s_stamp="$k8s_venv/.requirements.sha256"
+k8s_want=$(sha256sum "$k8s_req" | cut -d' ' -f1)
+if [[ ! -x "$k8s_venv/bin/python" || "$(cat "$k8s_stamp" 2>/dev/null)" != "$k8s_want" ]]; then
+    echo "run-all: preparing the Kubernetes tools venv in $k8s_venv" >&2
+    python3 -m venv "$k8s_venv"
+    "$k8s_venv/bin/pip" install -q --upgrade pip
+    "$k8s_venv/bin/pip" install -q -r "$k8s_req"
+    echo "$k8s_want" > "$k8s_stamp"
+fi
+export ASTROPIPE_TEST_K8S_VENV="$k8s_venv"
 export ASTROPIPE_TEST_REQUIRE_EXTERNAL=1
 
 # A moto S3 server on a free loopback port.

@@ -179,7 +179,7 @@ pub async fn query_strings(catalog: &Path, sql: &str) -> Vec<String> {
 /// Whether tests that need the external tools (the Python venv, the moto S3 server) must run:
 /// `tests/run-all.sh` provides them and sets ASTROPIPE_TEST_REQUIRE_EXTERNAL=1, so there a
 /// missing tool fails the test; a bare `cargo test` skips those tests with a message.
-fn external(var: &str) -> Option<String> {
+pub fn external(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
         _ => {

@@ -10,6 +10,7 @@ mod hats_interop;
 mod helpers;
 mod ingest;
 mod ivoa;
+mod k8s;
 mod query;
 mod s3;
 mod server;
