@@ -174,8 +174,15 @@ pub fn render() -> String {
 /// and log to stderr.
 pub fn init_logging(stdout_is_output: bool) {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,fitsrs=off"));
+    // fitsrs logs at ERROR when a scan reaches the end of a file, which is not an error; our
+    // reader reports real problems itself. Silenced unless RUST_LOG names fitsrs.
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let spec = if spec.contains("fitsrs") {
+        spec
+    } else {
+        format!("{spec},fitsrs=off")
+    };
+    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info,fitsrs=off"));
     let tty = if stdout_is_output {
         std::io::stderr().is_terminal()
     } else {
