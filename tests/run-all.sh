@@ -44,6 +44,11 @@ if [[ ! -x "$k8s_venv/bin/python" || "$(cat "$k8s_stamp" 2>/dev/null)" != "$k8s_
     echo "$k8s_want" > "$k8s_stamp"
 fi
 export ASTROPIPE_TEST_K8S_VENV="$k8s_venv"
+if ! command -v kubectl >/dev/null 2>&1; then
+    # kustomize comes with kubectl; without it the manifest checks cannot render anything.
+    echo "run-all: kubectl is not on the PATH: the Kubernetes manifest test will be skipped" >&2
+    export ASTROPIPE_TEST_K8S_SKIP="kubectl is not on the PATH"
+fi
 export ASTROPIPE_TEST_REQUIRE_EXTERNAL=1
 
 # A moto S3 server on a free loopback port.
