@@ -296,6 +296,31 @@ impl FitsFile {
                 table.rows
             )));
         }
+        // Tiles of whole rows (fpack's default) are contiguous runs of the output, in order:
+        // each thread decodes its tiles straight into their place.
+        let row_tiles =
+            layout.tile[0] >= layout.axes[0] && layout.tile.iter().skip(2).all(|&k| k == 1);
+        if row_tiles {
+            let mut out: Vec<T> = Vec::with_capacity(n);
+            crate::fits::image::advise_huge_pages(out.spare_capacity_mut());
+            out.resize(n, T::NAN);
+            let mut slots: Vec<(usize, &mut [T])> = Vec::with_capacity(total_tiles);
+            let mut rest: &mut [T] = &mut out;
+            for t in 0..total_tiles {
+                let len: usize = tile_shape(layout, &ntiles, t).iter().product();
+                let len = len.min(rest.len());
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+                slots.push((t, head));
+                rest = tail;
+            }
+            slots.into_par_iter().try_for_each(|(t, slot)| {
+                let px = self.decode_tile::<T>(hdu, layout, &table, &cols, data, t, &ntiles)?;
+                let k = px.len().min(slot.len());
+                slot[..k].copy_from_slice(&px[..k]);
+                Ok::<(), FitsError>(())
+            })?;
+            return Ok(out);
+        }
         let tiles: Vec<Result<(usize, Vec<T>)>> = (0..total_tiles)
             .into_par_iter()
             .map(|t| {
