@@ -238,6 +238,12 @@ async fn worker_cmd(file: &FileConfig, a: WorkerArgs) -> Result<(), AppError> {
     if let Some(s) = a.scratch {
         opts.scratch = s;
     }
+    if let Some(t) = a.auth_token.filter(|t| !t.is_empty()) {
+        if t.len() < 16 {
+            return Err(usage("--auth-token must be at least 16 characters"));
+        }
+        opts.auth_token = Some(t);
+    }
     let worker = Worker::build(opts).await.map_err(|e| AppError {
         code: EXIT_FAILURE,
         message: e.to_string(),

@@ -216,9 +216,13 @@ pub struct WorkerArgs {
     /// Seconds SIGTERM waits for running jobs before giving them back to the queue
     #[arg(long, env = "ASTROPIPE_WORKER_GRACE_SECONDS", default_value_t = 25)]
     pub grace_seconds: u64,
-    /// Directory for downloaded and uploaded inputs [default: $TMPDIR/astropipe-worker]
+    /// Directory for uploaded inputs [default: $TMPDIR/astropipe-worker]
     #[arg(long, env = "ASTROPIPE_WORKER_SCRATCH")]
     pub scratch: Option<PathBuf>,
+    /// Require `Authorization: Bearer TOKEN` on the jobs API (at least 16 characters); probes
+    /// and metrics stay open.
+    #[arg(long, env = "ASTROPIPE_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

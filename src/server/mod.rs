@@ -85,23 +85,28 @@ pub struct AppState {
 impl AppState {
     /// Whether a request's `Authorization` header carries the token (always, without one).
     pub fn authorized(&self, header: Option<&str>) -> bool {
-        let Some(want) = &self.auth_token else {
-            return true;
-        };
-        let Some(got) = header.and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        }) else {
-            return false;
-        };
-        // Constant time in the token's length.
-        got.len() == want.len()
-            && got
-                .bytes()
-                .zip(want.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        bearer_matches(self.auth_token.as_deref(), header)
     }
+}
+
+/// Whether an `Authorization` header carries `Bearer <token>` (always true without a token);
+/// compared in constant time for the token's length. Shared by `serve` and `worker`.
+pub fn bearer_matches(token: Option<&str>, header: Option<&str>) -> bool {
+    let Some(want) = token else {
+        return true;
+    };
+    let Some(got) = header.and_then(|h| {
+        h.strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+    }) else {
+        return false;
+    };
+    got.len() == want.len()
+        && got
+            .bytes()
+            .zip(want.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 impl AppState {

@@ -7,7 +7,7 @@
 //! | `GET /v1/jobs/{id}` | `{"id", "state", "inputs", "error", "attempts", "result", timings}` |
 //! | `DELETE /v1/jobs/{id}` | cancels a queued or running job (409 when it already finished) |
 //! | `POST /v1/jobs/{id}/retry` | queues a failed or cancelled job again (202; 409 otherwise) |
-//! | `GET /livez`, `/readyz`, `/metrics` | probes (ready: the queue's store answers and the worker is not shutting down), Prometheus |
+//! | `GET /livez`, `/readyz`, `/metrics` (open; everything else needs the bearer token when `--auth-token` is set) | probes (ready: the queue's store answers and the worker is not shutting down), Prometheus |
 
 use super::WorkerState;
 use super::queue::{QueueError, State};
@@ -39,10 +39,37 @@ pub fn router(state: Arc<WorkerState>) -> Router {
         .route("/metrics", get(crate::server::http::metrics::metrics_text))
         .fallback(crate::server::http::errors::not_found)
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
         .layer(axum::middleware::from_fn(
             crate::server::http::metrics::track,
         ))
         .with_state(state)
+}
+
+/// The jobs API needs the token when one is set; probes and metrics never do.
+async fn require_token(
+    AxState(state): S,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let open = matches!(req.uri().path(), "/livez" | "/readyz" | "/metrics");
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if open || crate::server::bearer_matches(state.opts.auth_token.as_deref(), header) {
+        next.run(req).await
+    } else {
+        crate::telemetry::metrics()
+            .auth_failures
+            .with_label_values(&["worker"])
+            .inc();
+        ApiError::unauthorized().into_response()
+    }
 }
 
 fn queue_error(e: QueueError) -> ApiError {

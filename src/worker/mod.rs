@@ -37,6 +37,8 @@ pub struct WorkerOptions {
     pub scratch: std::path::PathBuf,
     /// Name of this worker in leases (defaults to hostname-pid).
     pub owner: String,
+    /// Require `Authorization: Bearer TOKEN` on the jobs API (probes and metrics stay open).
+    pub auth_token: Option<String>,
 }
 
 impl WorkerOptions {
@@ -51,6 +53,7 @@ impl WorkerOptions {
             grace: Duration::from_secs(25),
             scratch: std::env::temp_dir().join("astropipe-worker"),
             owner: format!("{host}-{}", std::process::id()),
+            auth_token: None,
         }
     }
 }

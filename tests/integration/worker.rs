@@ -263,3 +263,61 @@ async fn accepted_jobs_survive_kill_9_and_run_exactly_once() {
         assert!(code.success(), "{code}");
     }
 }
+
+/// With a token, the jobs API refuses requests without it; probes and metrics stay open.
+#[tokio::test]
+async fn the_jobs_api_requires_the_token_when_one_is_set() {
+    use astropipe::worker::{Worker, WorkerOptions};
+    let s = Scratch::new("worker-auth");
+    let mut opts = WorkerOptions::new(
+        s.path("cat").display().to_string(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    let token = "worker-token-0123456789";
+    opts.auth_token = Some(token.into());
+    opts.poll = Duration::from_millis(100);
+    let worker = Worker::build(opts).await.unwrap();
+    let base = format!("http://{}", worker.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(worker.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    let c = reqwest::Client::new();
+    let body = serde_json::json!({ "inputs": ["/nonexistent.fits"] }).to_string();
+    let r = c
+        .post(format!("{base}/v1/jobs"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .get(format!("{base}/v1/jobs"))
+        .header("Authorization", "Bearer not-the-right-token!!")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .post(format!("{base}/v1/jobs"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    for open in ["/livez", "/readyz", "/metrics"] {
+        assert_eq!(
+            c.get(format!("{base}{open}"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200,
+            "{open}"
+        );
+    }
+    let _ = tx.send(());
+    run.await.unwrap().unwrap();
+}
