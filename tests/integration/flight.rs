@@ -2,25 +2,14 @@
 //! statements, prepared statements with bound parameters, the metadata calls, the read-only
 //! guard and bearer-token auth; answers compared with the HTTP endpoint's.
 
-use super::helpers::{Scratch, TestServer, copy_samples, ingest, run_python, test_python};
+use super::helpers::{Scratch, TestServer, run_python, sample_field_catalog, test_python};
 use astropipe::server::ServeOptions;
-use astropipe::synthetic::FrameSpec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adbc_flight_sql_driver_sees_what_http_sees() {
     let Some(python) = test_python() else { return };
     let s = Scratch::new("flight");
-    let inputs = s.path("in");
-    copy_samples(&inputs, &["m13.fits", "test0.fits"]);
-    let frame = FrameSpec {
-        width: 512,
-        height: 512,
-        n_stars: 80,
-        ..FrameSpec::default()
-    }
-    .generate();
-    std::fs::write(inputs.join("synthetic.fits"), frame.to_fits()).unwrap();
-    ingest(&[&inputs], &s.path("cat")).await;
+    let (ra0, dec0) = sample_field_catalog(&s).await;
 
     let token = "flight-test-token-0123456789";
     let mut opts = ServeOptions::new(
@@ -31,7 +20,7 @@ async fn adbc_flight_sql_driver_sees_what_http_sees() {
     opts.auth_token = Some(token.into());
     let server = TestServer::start_with(opts).await;
     let flight = server.flight_addr.expect("Flight SQL listens");
-    let (ra, dec, radius) = (frame.spec.ra0, frame.spec.dec0, 0.05);
+    let (ra, dec, radius) = (ra0, dec0, 0.05);
 
     // The HTTP answers to compare with.
     let http = |sql: String| {

@@ -248,3 +248,20 @@ pub fn astropipe_ok(env: &[(&str, &str)], args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
+
+/// A catalog of two real samples and an 80-star synthetic field under `s/cat`; returns the
+/// field's centre (ra, dec) in degrees. Used by the protocol tests (Flight SQL, IVOA).
+pub async fn sample_field_catalog(s: &Scratch) -> (f64, f64) {
+    let inputs = s.path("in");
+    copy_samples(&inputs, &["m13.fits", "test0.fits"]);
+    let frame = astropipe::synthetic::FrameSpec {
+        width: 512,
+        height: 512,
+        n_stars: 80,
+        ..astropipe::synthetic::FrameSpec::default()
+    }
+    .generate();
+    std::fs::write(inputs.join("synthetic.fits"), frame.to_fits()).unwrap();
+    ingest(&[&inputs], &s.path("cat")).await;
+    (frame.spec.ra0, frame.spec.dec0)
+}

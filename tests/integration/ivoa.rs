@@ -2,24 +2,7 @@
 //! TAP_SCHEMA, VOSI, Simple Cone Search — agreeing with plain SQL on the same cone; and the
 //! raw documents (VOTable statuses, UWS redirects, errors) checked directly.
 
-use super::helpers::{Scratch, TestServer, copy_samples, ingest, run_python, test_python};
-use astropipe::synthetic::FrameSpec;
-
-/// A catalog of real samples and a synthetic field; returns the field's centre.
-async fn catalog(s: &Scratch) -> (f64, f64) {
-    let inputs = s.path("in");
-    copy_samples(&inputs, &["m13.fits", "test0.fits"]);
-    let frame = FrameSpec {
-        width: 512,
-        height: 512,
-        n_stars: 80,
-        ..FrameSpec::default()
-    }
-    .generate();
-    std::fs::write(inputs.join("synthetic.fits"), frame.to_fits()).unwrap();
-    ingest(&[&inputs], &s.path("cat")).await;
-    (frame.spec.ra0, frame.spec.dec0)
-}
+use super::helpers::{Scratch, TestServer, run_python, sample_field_catalog, test_python};
 
 fn strs(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
@@ -33,7 +16,7 @@ fn strs(v: &serde_json::Value) -> Vec<String> {
 async fn pyvo_tap_and_cone_search_agree_with_sql() {
     let Some(python) = test_python() else { return };
     let s = Scratch::new("pyvo");
-    let (ra, dec) = catalog(&s).await;
+    let (ra, dec) = sample_field_catalog(&s).await;
     let server = TestServer::start(&s.path("cat")).await;
     let radius = 0.05;
     let mut want: Vec<String> = server
@@ -120,7 +103,7 @@ async fn pyvo_tap_and_cone_search_agree_with_sql() {
 #[tokio::test]
 async fn tap_and_scs_documents_say_what_happened() {
     let s = Scratch::new("tapdocs");
-    let (ra, dec) = catalog(&s).await;
+    let (ra, dec) = sample_field_catalog(&s).await;
     let server = TestServer::start(&s.path("cat")).await;
     let c = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
