@@ -298,6 +298,10 @@ async fn demo_cmd(a: DemoArgs) -> Result<(), AppError> {
         println!("# {title}\n{}\n", crate::demo::curl(&a.addr, &sql));
     }
     println!(
+        "# the same cone in ADQL over IVOA TAP (what pyvo and TOPCAT send), as a VOTable\n{}\n",
+        crate::demo::tap_curl(&a.addr, &frame)
+    );
+    println!(
         "# or from the command line\nastropipe sql --catalog {} \"SELECT count(*) FROM sources\"\n",
         a.dir
     );

@@ -64,6 +64,14 @@ pub fn example_queries(frame: &Frame) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A curl command line for the demo cone as an ADQL query to `/tap/sync`.
+pub fn tap_curl(addr: &str, frame: &Frame) -> String {
+    format!(
+        "curl -s http://{addr}/tap/sync --data-urlencode REQUEST=doQuery --data-urlencode LANG=ADQL \\\n  --data-urlencode \"QUERY=SELECT TOP 5 source_id, ra, dec, flux FROM sources WHERE CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {}, {}, 1.0/60)) = 1\"",
+        frame.spec.ra0, frame.spec.dec0
+    )
+}
+
 /// A curl command line for a query.
 pub fn curl(addr: &str, sql: &str) -> String {
     let body = serde_json::json!({ "sql": sql })
