@@ -65,7 +65,7 @@ impl FitsFile {
     /// Reads `path` (gunzipping `.gz` or any gzip-magic file) and lists its HDUs.
     pub fn open(path: &Path) -> Result<Self> {
         let name = path.display().to_string();
-        let raw = std::fs::read(path).map_err(|source| FitsError::Io {
+        let raw = crate::fits::image::read_file(path).map_err(|source| FitsError::Io {
             path: name.clone(),
             source,
         })?;

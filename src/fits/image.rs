@@ -275,7 +275,9 @@ impl FitsFile {
                 available: self.bytes.len().saturating_sub(start) as u64,
             });
         }
-        let mut pixels = vec![T::NAN; n];
+        let mut pixels: Vec<T> = Vec::with_capacity(n);
+        advise_huge_pages(pixels.spare_capacity_mut());
+        pixels.resize(n, T::NAN);
         decode_parallel(&self.bytes[start..end], &layout, &mut pixels);
         Ok(ImageData {
             width,
@@ -481,6 +483,18 @@ pub fn advise_huge_pages<T>(buf: &mut [T]) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = buf;
+}
+
+/// Reads a whole file into a buffer backed by huge pages when it is large (see
+/// [`advise_huge_pages`]).
+pub fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    let mut buf: Vec<u8> = Vec::with_capacity(len + 1);
+    advise_huge_pages(buf.spare_capacity_mut());
+    f.read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 /// Appends the physical values of `raw` (big-endian pixels of `layout.bitpix`) to `out`.

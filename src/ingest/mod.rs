@@ -206,7 +206,7 @@ fn process_path(
     known: &HashSet<String>,
     opts: &ExtractOptions,
 ) -> Option<Processed> {
-    let read = std::fs::read(path).map_err(|e| format!("cannot read: {e}"));
+    let read = crate::fits::image::read_file(path).map_err(|e| format!("cannot read: {e}"));
     process_bytes(path.display().to_string(), read, known, opts)
 }
 
