@@ -136,6 +136,19 @@ impl Table {
     /// A numeric scalar cell as f64 (`I`, `J`, `K`, `E`, `D`, `B`).
     pub fn scalar(&self, data: &[u8], row: usize, col: &Column) -> Result<f64, String> {
         let c = self.cell(data, row, col)?;
+        let need = match col.code {
+            'B' => 1,
+            'I' => 2,
+            'J' | 'E' => 4,
+            _ => 8,
+        };
+        if c.len() < need {
+            return Err(format!(
+                "column {} has {} byte(s) per cell, its type needs {need}",
+                col.name,
+                c.len()
+            ));
+        }
         Ok(match col.code {
             'B' => c[0] as f64,
             'I' => i16::from_be_bytes([c[0], c[1]]) as f64,
@@ -155,6 +168,19 @@ impl Table {
     /// A scalar integer cell (`B`, `I`, `J`, `K`) exactly.
     pub fn int(&self, data: &[u8], row: usize, col: &Column) -> Result<i64, String> {
         let c = self.cell(data, row, col)?;
+        let need = match col.code {
+            'B' => 1,
+            'I' => 2,
+            'J' => 4,
+            _ => 8,
+        };
+        if c.len() < need {
+            return Err(format!(
+                "column {} has {} byte(s) per cell, its type needs {need}",
+                col.name,
+                c.len()
+            ));
+        }
         Ok(match col.code {
             'B' => c[0] as i64,
             'I' => i16::from_be_bytes([c[0], c[1]]) as i64,
@@ -177,6 +203,14 @@ impl Table {
         col: &Column,
     ) -> Result<&'a [u8], String> {
         let c = self.cell(data, row, col)?;
+        let need = if col.code == 'Q' { 16 } else { 8 };
+        if c.len() < need {
+            return Err(format!(
+                "column {} has {} byte(s) per cell, an array descriptor needs {need}",
+                col.name,
+                c.len()
+            ));
+        }
         let (count, off) = match col.code {
             'P' => (
                 u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64,

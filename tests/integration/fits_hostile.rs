@@ -251,3 +251,12 @@ fn fuzz_regression_lone_quote_value_in_a_header() {
         assert!(e.to_string().contains("lone-quote.fits"), "{e}");
     }
 }
+
+/// Found by the fuzzer: a compressed image whose table cells are narrower than their type
+/// (a zero repeat count) indexed past the cell. Now a clear error.
+#[test]
+fn fuzz_regression_cells_narrower_than_their_type() {
+    let bytes = std::fs::read(data_dir().join("hostile/zero-width-descriptor.fits")).unwrap();
+    let e = open_and_read("zero-width.fits", bytes).expect_err("a malformed table is refused");
+    assert!(e.to_string().contains("zero-width.fits"), "{e}");
+}
