@@ -260,3 +260,14 @@ fn fuzz_regression_cells_narrower_than_their_type() {
     let e = open_and_read("zero-width.fits", bytes).expect_err("a malformed table is refused");
     assert!(e.to_string().contains("zero-width.fits"), "{e}");
 }
+
+/// Found by the fuzzer: a unary code ending on the bit reader's 64th bit overflowed a shift.
+/// Reading it now ends in a result or a clear error, never a panic.
+#[test]
+fn fuzz_regression_unary_code_on_the_64th_bit() {
+    let bytes = std::fs::read(data_dir().join("hostile/unary-64th-bit.fits")).unwrap();
+    let r = std::panic::catch_unwind(|| open_and_read("unary.fits", bytes));
+    if let Err(e) = r.expect("no panic") {
+        assert!(e.to_string().contains("unary.fits"), "{e}");
+    }
+}

@@ -72,7 +72,9 @@ impl<'a> BitReader<'a> {
             let lz = self.buf.leading_zeros();
             if lz < self.nbits {
                 zeros += lz;
-                self.buf <<= lz + 1;
+                // lz + 1 reaches 64 when the one bit is the buffer's last: the buffer is then
+                // empty (a plain `<<` would overflow, and in release shift by 0).
+                self.buf = self.buf.checked_shl(lz + 1).unwrap_or(0);
                 self.nbits -= lz + 1;
                 return Ok(zeros);
             }
@@ -83,5 +85,23 @@ impl<'a> BitReader<'a> {
                 return Err("corrupt compressed data (endless zero run)".into());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BitReader;
+
+    /// A unary code whose terminating one bit is the 64th bit of the refilled buffer (found by
+    /// the fuzzer: the shift by 64 overflowed, and in release left the bit in place).
+    #[test]
+    fn unary_code_ending_on_the_buffers_last_bit() {
+        // 63 zeros, a one, then the code "1" (zero zeros) in the next byte.
+        let mut data = vec![0u8; 7];
+        data.push(0b0000_0001);
+        data.push(0b1000_0000);
+        let mut r = BitReader::new(&data);
+        assert_eq!(r.unary().unwrap(), 63);
+        assert_eq!(r.unary().unwrap(), 0);
     }
 }
