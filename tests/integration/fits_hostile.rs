@@ -271,3 +271,14 @@ fn fuzz_regression_unary_code_on_the_64th_bit() {
         assert!(e.to_string().contains("unary.fits"), "{e}");
     }
 }
+
+/// Found by the fuzzer: corrupt HCOMPRESS coefficients overflowed the inverse transform's
+/// sums. Now decoded (to garbage) or refused, never a panic.
+#[test]
+fn fuzz_regression_hcompress_overflow() {
+    let bytes = std::fs::read(data_dir().join("hostile/hcompress-overflow.fits")).unwrap();
+    let r = std::panic::catch_unwind(|| open_and_read("hcomp.fits", bytes));
+    if let Err(e) = r.expect("no panic") {
+        assert!(e.to_string().contains("hcomp.fits"), "{e}");
+    }
+}

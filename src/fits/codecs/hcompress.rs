@@ -362,10 +362,11 @@ fn hinv(a: &mut [i64], nx: usize, ny: usize, smooth: bool, scale: i64) {
                 } else {
                     h0 + (lowbit0 - lowbit1)
                 };
-                a[s10 + 1] = (h0 + hx + hy + hc) >> shift;
-                a[s10] = (h0 + hx - hy - hc) >> shift;
-                a[s00 + 1] = (h0 - hx + hy - hc) >> shift;
-                a[s00] = (h0 - hx - hy + hc) >> shift;
+                // Wrapping: valid data never overflows, corrupt data must not panic.
+                a[s10 + 1] = h0.wrapping_add(hx).wrapping_add(hy).wrapping_add(hc) >> shift;
+                a[s10] = h0.wrapping_add(hx).wrapping_sub(hy).wrapping_sub(hc) >> shift;
+                a[s00 + 1] = h0.wrapping_sub(hx).wrapping_add(hy).wrapping_sub(hc) >> shift;
+                a[s00] = h0.wrapping_sub(hx).wrapping_sub(hy).wrapping_add(hc) >> shift;
                 s00 += 2;
                 s10 += 2;
                 j += 2;
