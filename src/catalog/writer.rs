@@ -92,10 +92,10 @@ pub fn encode_sorted(batch: &RecordBatch, sort_by: &str) -> Result<Bytes, WriteE
 
 /// An in-memory sink shared between the file writer and its owner, who drains it.
 #[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct SharedBuf(Arc<Mutex<Vec<u8>>>);
 
 impl SharedBuf {
-    fn take(&self) -> Vec<u8> {
+    pub(crate) fn take(&self) -> Vec<u8> {
         self.0
             .lock()
             .map(|mut v| std::mem::take(&mut *v))

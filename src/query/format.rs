@@ -2,12 +2,11 @@
 //! JSON (an array of row objects), NDJSON, CSV, Arrow IPC stream, Parquet, VOTable
 //! ([`crate::query::votable`]), and a text table for the terminal.
 
+use crate::catalog::writer::SharedBuf;
 use crate::query::votable::{Ending, VotableEncoder};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,32 +60,6 @@ impl Format {
             "application/x-votable+xml" | "text/xml" | "application/xml" => Format::VOTable,
             _ => return None,
         })
-    }
-}
-
-/// A `Write` whose bytes can be taken out while the writer that owns it keeps going.
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl SharedBuf {
-    fn take(&self) -> Vec<u8> {
-        self.0
-            .lock()
-            .map(|mut v| std::mem::take(&mut *v))
-            .unwrap_or_default()
-    }
-}
-
-impl Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("buffer lock poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -256,6 +229,7 @@ mod tests {
     use super::*;
     use arrow::array::{Float64Array, Int64Array};
     use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
 
     fn batch(a: Vec<i64>) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![

@@ -433,10 +433,9 @@ fn start(state: &Arc<AppState>, id: &str) {
         if *j.phase.borrow() != Phase::Pending {
             return None;
         }
-        if let Some(e) = &j.error {
-            let e = e.clone();
+        if j.error.is_some() {
+            // The query was refused when the job was created: it fails with that reason.
             j.ended = Some(SystemTime::now());
-            j.error = Some(e);
             j.phase.send_replace(Phase::Error);
             return None;
         }
