@@ -466,7 +466,7 @@ fn decode_codec(
         Codec::Rice => {
             let mut v = Vec::with_capacity(npix);
             rice::decode(bytes, npix, layout.bytepix, layout.blocksize, &mut v)?;
-            Ok(TilePixels::Ints(v.into_iter().map(|x| x as i64).collect()))
+            Ok(TilePixels::Ints(v))
         }
         Codec::Gzip1 | Codec::Gzip2 => {
             // Integers are stored at the image's width, except by old writers that used 4
@@ -612,21 +612,26 @@ fn physical<T: Sample>(
                     let mut iseed =
                         ((tile as i64 + layout.dither0 - 1).rem_euclid(10_000)) as usize;
                     let mut next = (r[iseed] * 500.0) as usize;
-                    for q in v {
-                        let value = if Some(q) == null {
-                            T::NAN
-                        } else if layout.dither == Dither::Subtractive2 && q == ZERO_VALUE {
-                            store(0.0)
-                        } else {
-                            store((q as f64 - r[next] as f64 + 0.5) * s + z)
-                        };
-                        out.push(value);
-                        next += 1;
-                        if next == 10_000 {
-                            iseed += 1;
-                            if iseed == 10_000 {
-                                iseed = 0;
+                    let zero_is_zero = layout.dither == Dither::Subtractive2;
+                    // Runs along the random sequence up to its wrap point, so the inner loop
+                    // is a plain zip.
+                    let mut rest = &v[..];
+                    while !rest.is_empty() {
+                        let len = (10_000 - next).min(rest.len());
+                        let (run, tail) = rest.split_at(len);
+                        out.extend(run.iter().zip(&r[next..next + len]).map(|(&q, &rv)| {
+                            if Some(q) == null {
+                                T::NAN
+                            } else if zero_is_zero && q == ZERO_VALUE {
+                                store(0.0)
+                            } else {
+                                store((q as f64 - rv as f64 + 0.5) * s + z)
                             }
+                        }));
+                        rest = tail;
+                        next += len;
+                        if next == 10_000 {
+                            iseed = (iseed + 1) % 10_000;
                             next = (r[iseed] * 500.0) as usize;
                         }
                     }

@@ -31,13 +31,50 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// Tops the buffer up to at least 57 bits (fewer only at the end of the data). With eight
+    /// bytes left it loads a whole word: the bits below `nbits` after the top-up are the
+    /// stream's own next bits, so a later refill ORs identical values over them.
     #[inline]
     fn refill(&mut self) {
+        if self.nbits > 56 {
+            return;
+        }
+        if let Some(word) = self.data.get(self.pos..self.pos + 8) {
+            let word = u64::from_be_bytes(word.try_into().expect("eight bytes"));
+            self.buf |= word >> self.nbits;
+            let bytes = (63 - self.nbits) / 8;
+            self.pos += bytes as usize;
+            self.nbits += bytes * 8;
+            return;
+        }
         while self.nbits <= 56 && self.pos < self.data.len() {
             self.buf |= (self.data[self.pos] as u64) << (56 - self.nbits);
             self.pos += 1;
             self.nbits += 8;
         }
+    }
+
+    /// Reads one Golomb–Rice value: a unary count of zeros `q`, then `fs` ≤ 32 low bits;
+    /// returns `q << fs | low` (0 when the count exceeds 32 bits, as corrupt data may).
+    #[inline]
+    pub(crate) fn rice(&mut self, fs: u32) -> CodecResult<u32> {
+        self.refill();
+        let lz = self.buf.leading_zeros();
+        // Fast path: the whole code is in the buffer (lz + 1 + fs ≤ nbits ≤ 64, so lz < 64).
+        if lz + 1 + fs <= self.nbits {
+            let rest = (self.buf << lz) << 1;
+            let low = if fs == 0 {
+                0
+            } else {
+                (rest >> (64 - fs)) as u32
+            };
+            self.buf = if fs == 0 { rest } else { rest << fs };
+            self.nbits -= lz + 1 + fs;
+            return Ok(lz.checked_shl(fs).unwrap_or(0) | low);
+        }
+        let nzero = self.unary()?;
+        let low = self.read(fs)?;
+        Ok(nzero.checked_shl(fs).unwrap_or(0) | low)
     }
 
     /// Reads `n` ≤ 32 bits.

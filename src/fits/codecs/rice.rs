@@ -4,14 +4,14 @@
 
 use super::{BitReader, CodecResult};
 
-/// Decodes `n` pixels of `bytepix` (1, 2 or 4) bytes each. Values are returned as i32:
+/// Decodes `n` pixels of `bytepix` (1, 2 or 4) bytes each, appending them to `out`:
 /// unsigned for 1 byte, sign-extended for 2 and 4 (the FITS integer types of those widths).
 pub fn decode(
     input: &[u8],
     n: usize,
     bytepix: usize,
     nblock: usize,
-    out: &mut Vec<i32>,
+    out: &mut Vec<i64>,
 ) -> CodecResult<()> {
     let (fsbits, fsmax) = match bytepix {
         1 => (3u32, 6i32),
@@ -35,11 +35,11 @@ pub fn decode(
     for &b in &input[..bytepix] {
         last = (last << 8) | b as u32;
     }
-    let convert = |v: u32| -> i32 {
+    let convert = |v: u32| -> i64 {
         match bytepix {
-            1 => v as u8 as i32,
-            2 => v as u16 as i16 as i32,
-            _ => v as i32,
+            1 => v as u8 as i64,
+            2 => v as u16 as i16 as i64,
+            _ => v as i32 as i64,
         }
     };
     let mut bits = BitReader::new(&input[bytepix..]);
@@ -62,9 +62,7 @@ pub fn decode(
         } else {
             let fs = fs as u32;
             for _ in i..end {
-                let nzero = bits.unary()?;
-                let low = bits.read(fs)?;
-                let diff = nzero.checked_shl(fs).unwrap_or(0) | low;
+                let diff = bits.rice(fs)?;
                 last = last.wrapping_add(unzigzag(diff)) & mask;
                 out.push(convert(last));
             }
