@@ -268,6 +268,7 @@ pub fn source_rows(
             let exposure_id = exposures[i % exposures.len().max(1)];
             let flux = 10f64.powf(2.0 + 3.0 * rng.uniform());
             let err = flux.sqrt() + 5.0;
+            let (px, py) = (rng.uniform() * 4096.0, rng.uniform() * 4096.0);
             SourceRow {
                 source_id: format!("{exposure_id:016x}-{i:06}"),
                 exposure_id,
@@ -275,8 +276,10 @@ pub fn source_rows(
                 dec: Some(dec),
                 ra_err: Some(0.01),
                 dec_err: Some(0.01),
-                x: rng.uniform() * 4096.0,
-                y: rng.uniform() * 4096.0,
+                x: px,
+                y: py,
+                x_win: px,
+                y_win: py,
                 a: 1.5 + rng.uniform(),
                 b: 1.2 + rng.uniform() * 0.3,
                 theta: rng.uniform() * 180.0 - 90.0,

@@ -1,8 +1,10 @@
-//! Detection: matched filtering, thresholding in units of the local background RMS, and
+//! Detection: matched filtering, thresholding in units of the local background RMS,
 //! 8-connected labelling into objects (Bertin & Arnouts 1996, §3.2; Lutz 1980 for the
-//! one-pass idea). Objects are stored as horizontal runs, so there is no fixed pixel buffer:
-//! memory grows with what is detected, never fails on crowded fields.
+//! one-pass idea), then [`deblend`](super::deblend). Objects are stored as horizontal runs, so
+//! there is no fixed pixel buffer: memory grows with what is detected, never fails on crowded
+//! fields.
 
+use super::deblend::{DeblendOptions, deblend};
 use rayon::prelude::*;
 
 /// Settings of the detector.
@@ -14,6 +16,8 @@ pub struct DetectOptions {
     pub min_area: usize,
     /// Filter kernel (odd width, row-major), normalised before use; `None` disables filtering.
     pub kernel: Option<Kernel>,
+    /// Multi-threshold deblending.
+    pub deblend: DeblendOptions,
 }
 
 /// A small convolution kernel.
@@ -55,6 +59,7 @@ impl Default for DetectOptions {
             thresh_sigma: 1.5,
             min_area: 5,
             kernel: Some(Kernel::sextractor_default()),
+            deblend: DeblendOptions::default(),
         }
     }
 }
@@ -72,6 +77,8 @@ pub struct Run {
 pub struct Object {
     pub runs: Vec<Run>,
     pub npix: usize,
+    /// Split off a blend by the deblender.
+    pub blended: bool,
 }
 
 impl Object {
@@ -191,7 +198,14 @@ pub fn detect(
             runs
         })
         .collect();
-    label(rows, opts.min_area)
+    let objects = label(rows, opts.min_area);
+    if opts.deblend.nthresh < 2 {
+        return objects;
+    }
+    objects
+        .par_iter()
+        .flat_map_iter(|o| deblend(o, det, rms, width, t, opts.min_area, &opts.deblend))
+        .collect()
 }
 
 /// Groups runs into 8-connected components (union–find over runs of adjacent rows).
@@ -239,7 +253,11 @@ fn label(rows: Vec<Vec<Run>>, min_area: usize) -> Vec<Object> {
         .into_values()
         .filter_map(|runs| {
             let npix: usize = runs.iter().map(|r| (r.x1 - r.x0) as usize).sum();
-            (npix >= min_area).then_some(Object { runs, npix })
+            (npix >= min_area).then_some(Object {
+                runs,
+                npix,
+                blended: false,
+            })
         })
         .collect();
     // Deterministic order: by first row, then first column.
@@ -268,6 +286,7 @@ mod tests {
                 thresh_sigma: 5.0,
                 min_area: 1,
                 kernel: None,
+                deblend: DeblendOptions::default(),
             },
         )
     }
@@ -299,6 +318,7 @@ mod tests {
                 thresh_sigma: 5.0,
                 min_area: 2,
                 kernel: None,
+                deblend: DeblendOptions::default(),
             },
         );
         assert!(objs.is_empty());

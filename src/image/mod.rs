@@ -1,7 +1,8 @@
 //! Image science, one stage per file, run on one image plane by [`extract`]:
 //!
 //! - [`background`]: SExtractor mesh background and RMS maps;
-//! - [`detect`]: matched filter, threshold, 8-connected labelling;
+//! - [`detect`]: matched filter, threshold, 8-connected labelling; [`deblend`]: 32-level
+//!   multi-threshold deblending;
 //! - [`measure`]: centroids, shapes, aperture and AUTO fluxes, flags ([`aperture`] holds the
 //!   aperture sums, [`flags`] the flag bits);
 //! - [`quality`]: per-exposure metrics.
@@ -10,6 +11,7 @@
 
 pub mod aperture;
 pub mod background;
+pub mod deblend;
 pub mod detect;
 pub mod flags;
 pub mod measure;

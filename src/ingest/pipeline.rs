@@ -190,18 +190,21 @@ fn process_plane(
         .enumerate()
         .map(|(i, s)| {
             let m = &s.m;
-            let pos = sky(m.x, m.y);
-            let (ra_err, dec_err) =
-                match (pos, wcs.as_ref().and_then(|w| local_jacobian(w, m.x, m.y))) {
-                    (Some(_), Some(j)) => {
-                        let sra = (j[0][0].powi(2) * m.err_x2 + j[0][1].powi(2) * m.err_y2).sqrt()
-                            * 3600.0;
-                        let sdec = (j[1][0].powi(2) * m.err_x2 + j[1][1].powi(2) * m.err_y2).sqrt()
-                            * 3600.0;
-                        (Some(sra), Some(sdec))
-                    }
-                    _ => (None, None),
-                };
+            // Positions on the sky come from the windowed centroid (the most precise one).
+            let pos = sky(m.x_win, m.y_win);
+            let (ra_err, dec_err) = match (
+                pos,
+                wcs.as_ref()
+                    .and_then(|w| local_jacobian(w, m.x_win, m.y_win)),
+            ) {
+                (Some(_), Some(j)) => {
+                    let (vx, vy) = (m.err_x_win2, m.err_y_win2);
+                    let sra = (j[0][0].powi(2) * vx + j[0][1].powi(2) * vy).sqrt() * 3600.0;
+                    let sdec = (j[1][0].powi(2) * vx + j[1][1].powi(2) * vy).sqrt() * 3600.0;
+                    (Some(sra), Some(sdec))
+                }
+                _ => (None, None),
+            };
             let mut fl = m.flags;
             if pos.is_none() {
                 fl |= flags::NO_WCS;
@@ -216,6 +219,8 @@ fn process_plane(
                 dec_err,
                 x: m.x,
                 y: m.y,
+                x_win: m.x_win,
+                y_win: m.y_win,
                 a: m.a,
                 b: m.b,
                 theta: m.theta_deg,

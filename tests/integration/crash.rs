@@ -123,6 +123,17 @@ async fn sigkill_during_ingest_and_compact_loses_and_duplicates_nothing() {
     let clean = s.path("clean");
     let clean_s = clean.display().to_string();
     let t_ingest = timed(&["ingest", &inp, "--catalog", &clean_s, "--chunk-files", "2"]);
+    // The first run pays for cold caches: time a second one into a fresh catalog and kill
+    // within the shorter, so that kills land.
+    let warm = s.path("warm").display().to_string();
+    let t_ingest = t_ingest.min(timed(&[
+        "ingest",
+        &inp,
+        "--catalog",
+        &warm,
+        "--chunk-files",
+        "2",
+    ]));
     let expected = dump(&clean).await;
     assert!(expected.lines().count() > FRAMES * 30);
     let t_compact = timed(&["compact", "--catalog", &clean_s, "--max-rows", "200"]);

@@ -8,6 +8,7 @@ mod fits_reference;
 mod flight;
 mod hats_interop;
 mod helpers;
+mod image_science;
 mod ingest;
 mod ivoa;
 mod k8s;
