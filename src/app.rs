@@ -3,8 +3,8 @@
 
 use crate::catalog::compact::{self, CompactOptions};
 use crate::cli::{
-    Cli, Command, CompactArgs, DemoArgs, FitsCommand, IngestArgs, OutputFormat, ServeArgs, SqlArgs,
-    WorkerArgs,
+    CalibCommand, Cli, Command, CompactArgs, DemoArgs, FitsCommand, IngestArgs, OutputFormat,
+    PreviewArgs, ServeArgs, SqlArgs, WorkerArgs,
 };
 use crate::config::FileConfig;
 use crate::ingest::{self, IngestOptions};
@@ -58,7 +58,121 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         Command::Compact(a) => compact_cmd(&file, a).await,
         Command::Demo(a) => demo_cmd(a).await,
         Command::Fits { command } => fits_cmd(command),
+        Command::Calib { command } => calib_cmd(command),
+        Command::Preview(a) => preview_cmd(&file, a),
     }
+}
+
+fn preview_cmd(file: &FileConfig, a: PreviewArgs) -> Result<(), AppError> {
+    use crate::fits::FitsFile;
+    use crate::fits::keywords::Keywords;
+    let f = FitsFile::open(&a.file)?;
+    let hdu = match a.hdu {
+        Some(i) => f.hdu(i)?,
+        None => f
+            .hdus
+            .iter()
+            .find(|h| matches!(f.image_dims(h), Ok(Some(d)) if d.n_pixels().unwrap_or(0) > 0))
+            .ok_or_else(|| usage(format!("{}: no image HDU", a.file.display())))?,
+    };
+    let img = f.read_plane::<f32>(hdu, 0)?;
+    let kw = Keywords {
+        hdu: &hdu.header,
+        primary: if hdu.index == 0 {
+            None
+        } else {
+            f.hdus.first().map(|h| &h.header)
+        },
+    };
+    let opts = crate::ingest::pipeline::options_for(&file.extract(&a.extract).map_err(usage)?, &kw);
+    let ex = crate::image::extract(img.pixels.clone(), img.width, img.height, &opts);
+    let pic = crate::image::preview::render(
+        &img.pixels,
+        img.width,
+        img.height,
+        &ex,
+        ex.cosmic_mask.as_deref(),
+        a.max_size,
+    );
+    let png = crate::image::png::encode_rgb(pic.width, pic.height, &pic.rgb);
+    std::fs::write(&a.out, png).map_err(|e| AppError {
+        code: EXIT_FAILURE,
+        message: format!("cannot write {}: {e}", a.out.display()),
+    })?;
+    println!(
+        "{}: HDU {}, {}x{} -> {}x{} picture, {} sources circled, {} cosmic-ray pixels in red",
+        a.out.display(),
+        hdu.index,
+        img.width,
+        img.height,
+        pic.width,
+        pic.height,
+        ex.sources.len(),
+        ex.cosmic_ray_pixels
+    );
+    Ok(())
+}
+
+fn calib_cmd(cmd: CalibCommand) -> Result<(), AppError> {
+    use crate::calib::combine::Method;
+    use crate::calib::masters::{BuildOptions, build};
+    let CalibCommand::Build(a) = cmd;
+    if a.bias.is_empty() && a.dark.is_empty() && a.flat.is_empty() {
+        return Err(usage("give at least one of --bias, --dark, --flat"));
+    }
+    if !(a.sigma.is_finite() && a.sigma > 0.0) {
+        return Err(usage("--sigma must be a positive number"));
+    }
+    let method = match a.combine.as_str() {
+        "median" => Method::Median,
+        "mean" => Method::Mean,
+        "clipped-median" => Method::ClippedMedian { sigma: a.sigma },
+        "clipped-mean" => Method::ClippedMean { sigma: a.sigma },
+        other => {
+            return Err(usage(format!(
+                "--combine {other}: use clipped-median, clipped-mean, median or mean"
+            )));
+        }
+    };
+    let opts = BuildOptions {
+        bias: a.bias,
+        dark: a.dark,
+        flat: a.flat,
+        out: a.out,
+        method,
+    };
+    let report = build(&opts).map_err(|message| AppError {
+        code: EXIT_FAILURE,
+        message,
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for m in &report.masters {
+            println!(
+                "{} {} ({} inputs, {}x{}, median {:.4}{})",
+                m.kind,
+                m.path,
+                m.n_inputs,
+                m.width,
+                m.height,
+                m.median,
+                m.bad_pixels
+                    .map(|b| format!(", {b} bad pixels"))
+                    .unwrap_or_default()
+            );
+        }
+        for (f, why) in &report.rejected {
+            println!("rejected {f}: {why}");
+        }
+    }
+    if report.masters.is_empty() {
+        return Err(AppError {
+            code: EXIT_FAILURE,
+            message: "no master could be built".into(),
+        });
+    }
+    Ok(())
 }
 
 fn fits_cmd(cmd: FitsCommand) -> Result<(), AppError> {
@@ -153,6 +267,10 @@ async fn ingest_cmd(file: &FileConfig, a: IngestArgs) -> Result<(), AppError> {
         (_, None) => None,
     };
     opts.extract = file.extract(&a.extract).map_err(usage)?;
+    if let Some(dir) = &a.calib {
+        let lib = crate::calib::Library::load(dir).map_err(usage)?;
+        opts.extract.calib = Some(crate::calib::CalibRef(std::sync::Arc::new(lib)));
+    }
     opts.chunk_files = file.chunk_files(a.chunk_files).map_err(usage)?;
     opts.progress = std::io::stderr().is_terminal();
     opts.strict = a.strict;

@@ -39,6 +39,63 @@ pub enum Command {
         #[command(subcommand)]
         command: FitsCommand,
     },
+    /// Draw one image as a PNG: asinh-stretched, detections circled, cosmic rays in red.
+    Preview(PreviewArgs),
+    /// Calibration masters: build them from raw bias, dark and flat frames.
+    Calib {
+        #[command(subcommand)]
+        command: CalibCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// A FITS file.
+    pub file: PathBuf,
+    /// HDU to draw [default: the first with an image]
+    #[arg(long)]
+    pub hdu: Option<usize>,
+    /// The PNG to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Bin larger images down to at most this many pixels on a side
+    #[arg(long, default_value_t = 2048)]
+    pub max_size: usize,
+    #[command(flatten)]
+    pub extract: ExtractArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CalibCommand {
+    /// Combine raw frames into master bias, dark (rate) and per-filter flats (with a
+    /// bad-pixel mask), written as FITS with provenance keywords; `ingest --calib DIR` uses
+    /// them.
+    Build(CalibBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CalibBuildArgs {
+    /// Raw bias frames.
+    #[arg(long, num_args = 1..)]
+    pub bias: Vec<PathBuf>,
+    /// Raw dark frames (EXPTIME required).
+    #[arg(long, num_args = 1..)]
+    pub dark: Vec<PathBuf>,
+    /// Raw flat frames (grouped by FILTER).
+    #[arg(long, num_args = 1..)]
+    pub flat: Vec<PathBuf>,
+    /// Directory the masters are written to.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// How frames are combined: clipped-median, clipped-mean, median or mean
+    #[arg(long, default_value = "clipped-median")]
+    pub combine: String,
+    /// Clipping threshold in standard deviations
+    #[arg(long, default_value_t = 3.0)]
+    pub sigma: f32,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +153,21 @@ pub struct ExtractArgs {
     /// Radii of the circular apertures in pixels, comma-separated [default: 3,5,8]
     #[arg(long, env = "ASTROPIPE_APERTURES", value_delimiter = ',')]
     pub apertures: Option<Vec<f64>>,
+    /// Turn cosmic-ray rejection (L.A.Cosmic) off
+    #[arg(long, env = "ASTROPIPE_NO_COSMICS")]
+    pub no_cosmics: bool,
+    /// L.A.Cosmic: Laplacian-to-noise threshold of a hit [default: 4.5]
+    #[arg(long, env = "ASTROPIPE_CR_SIGCLIP")]
+    pub cr_sigclip: Option<f32>,
+    /// L.A.Cosmic: fine-structure contrast limit [default: 5]
+    #[arg(long, env = "ASTROPIPE_CR_OBJLIM")]
+    pub cr_objlim: Option<f32>,
+    /// Read noise in electrons when the header has no RDNOISE [default: 6.5]
+    #[arg(long, env = "ASTROPIPE_READNOISE")]
+    pub readnoise: Option<f32>,
+    /// Saturation level in ADU when the header has no SATURATE
+    #[arg(long, env = "ASTROPIPE_SATURATION")]
+    pub saturation: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +199,10 @@ pub struct IngestArgs {
     /// Process inputs already in the catalog again and replace their rows (atomically).
     #[arg(long, env = "ASTROPIPE_REPROCESS")]
     pub reprocess: bool,
+    /// Calibrate with the masters in this directory (made by `astropipe calib build`):
+    /// bias, dark and flat matched by instrument, binning, filter and nearest date.
+    #[arg(long, env = "ASTROPIPE_CALIB")]
+    pub calib: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

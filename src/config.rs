@@ -63,6 +63,13 @@ pub struct IngestSection {
     pub back_filter: Option<usize>,
     pub apertures: Option<Vec<f64>>,
     pub chunk_files: Option<usize>,
+    pub cosmics: Option<bool>,
+    pub cr_sigclip: Option<f32>,
+    pub cr_sigfrac: Option<f32>,
+    pub cr_objlim: Option<f32>,
+    pub cr_niter: Option<usize>,
+    pub readnoise: Option<f32>,
+    pub saturation: Option<f64>,
 }
 
 impl FileConfig {
@@ -123,6 +130,34 @@ impl FileConfig {
                 ));
             }
             o.measure.aperture_radii = r;
+        }
+        if let Some(level) = a.saturation.or(f.saturation) {
+            if !level.is_finite() {
+                return Err(invalid("saturation", level, "must be a number"));
+            }
+            o.saturation = Some(level);
+        }
+        if a.no_cosmics || f.cosmics == Some(false) {
+            o.cosmic = None;
+        }
+        if let Some(c) = o.cosmic.as_mut() {
+            let positive = |name: &'static str, v: Option<f32>, into: &mut f32| {
+                if let Some(v) = v {
+                    if !(v.is_finite() && v > 0.0) {
+                        return Err(invalid(name, v, "must be a positive number"));
+                    }
+                    *into = v;
+                }
+                Ok(())
+            };
+            positive("cr_sigclip", a.cr_sigclip.or(f.cr_sigclip), &mut c.sigclip)?;
+            positive("cr_sigfrac", f.cr_sigfrac, &mut c.sigfrac)?;
+            positive("cr_objlim", a.cr_objlim.or(f.cr_objlim), &mut c.objlim)?;
+            positive("readnoise", a.readnoise.or(f.readnoise), &mut c.readnoise)?;
+            if let Some(n) = f.cr_niter {
+                c.niter = n;
+            }
+            o.readnoise_set = a.readnoise.or(f.readnoise).is_some();
         }
         Ok(o)
     }

@@ -9,7 +9,8 @@
 //! | [`app`] | runs a parsed command line (what `main` calls) |
 //! | [`fits`] | FITS reading (fitsrs for headers and HDUs; ours for pixels, scaling, gzip) and a writer |
 //! | [`wcs`] | pixel ↔ sky: every Calabretta & Greisen projection, SIP, TPV, frames → ICRS |
-//! | [`image`] | image science: background, detection, measurement, quality |
+//! | [`calib`] | calibration: master bias/dark/flat (`calib build`), overscan/trim, applying masters |
+//! | [`image`] | image science: cosmic rays, background, detection, deblending, measurement, quality |
 //! | [`ingest`] | the batch: inputs → per-HDU pipeline (rayon) → catalog increments, report |
 //! | [`catalog`] | Arrow schemas, Parquet encoding, the commit log, HATS compaction, margins, GC |
 //! | [`storage`] | object stores from catalog URIs (local, s3://, memory://) |
@@ -23,6 +24,7 @@
 //! The astronomy SQL functions live in the `astropipe-udfs` crate (`udfs/`).
 
 pub mod app;
+pub mod calib;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -54,6 +54,11 @@ impl<'a> Keywords<'a> {
         self.number(&["GAIN", "EGAIN", "CCDGAIN"])
             .filter(|g| *g > 0.0)
     }
+    /// Read noise in electrons.
+    pub fn readnoise(&self) -> Option<f64> {
+        self.number(&["RDNOISE", "READNOIS", "RON", "READNOISE"])
+            .filter(|r| *r >= 0.0)
+    }
     pub fn saturation(&self) -> Option<f64> {
         self.number(&["SATURATE", "SATLEVEL", "DATAMAX"])
     }

@@ -45,6 +45,9 @@ pub struct Background {
     pub sigma: Vec<f32>,
     d2_back: Vec<f32>,
     d2_sigma: Vec<f32>,
+    /// Per column: spline weights; per segment: its columns (see [`x_table`]).
+    x_weights: Vec<[f32; 4]>,
+    x_segments: Vec<(usize, usize, usize)>,
     /// Median of the mesh backgrounds and σs.
     pub global_back: f32,
     pub global_rms: f32,
@@ -88,7 +91,10 @@ impl Background {
         }
         let d2_back = spline_columns(&back, nx, ny);
         let d2_sigma = spline_columns(&sigma, nx, ny);
+        let (x_weights, x_segments) = x_table(width, mesh, nx);
         Background {
+            x_weights,
+            x_segments,
             width,
             height,
             mesh,
@@ -134,30 +140,74 @@ impl Background {
         rms
     }
 
-    fn interp_row(&self, values: &[f32], d2: &[f32], y: usize, out: &mut [f32]) {
+    /// The interpolated background at one pixel.
+    pub fn back_at(&self, x: usize, y: usize) -> f32 {
+        let node = self.nodes_at_row(&self.back, &self.d2_back, y);
+        if self.nx == 1 {
+            return node[0];
+        }
+        let d2x = natural_spline(&node);
+        let (i, t) = segment((x as f64 + 0.5) / self.mesh as f64 - 0.5, self.nx);
+        spline_eval(node[i], node[i + 1], d2x[i], d2x[i + 1], t) as f32
+    }
+
+    /// The mesh columns interpolated along y at row `y`.
+    fn nodes_at_row(&self, values: &[f32], d2: &[f32], y: usize) -> Vec<f32> {
         let (nx, ny) = (self.nx, self.ny);
-        // Interpolate each mesh column along y at this row.
-        let mut node = vec![0f32; nx];
-        if ny > 1 {
-            let (j, t) = segment((y as f64 + 0.5) / self.mesh as f64 - 0.5, ny);
-            for (i, n) in node.iter_mut().enumerate() {
+        if ny == 1 {
+            return values[..nx].to_vec();
+        }
+        let (j, t) = segment((y as f64 + 0.5) / self.mesh as f64 - 0.5, ny);
+        (0..nx)
+            .map(|i| {
                 let lo = j * nx + i;
                 let hi = lo + nx;
-                *n = spline_eval(values[lo], values[hi], d2[lo], d2[hi], t) as f32;
-            }
-        } else {
-            node.copy_from_slice(&values[..nx]);
-        }
-        if nx == 1 {
+                spline_eval(values[lo], values[hi], d2[lo], d2[hi], t) as f32
+            })
+            .collect()
+    }
+
+    fn interp_row(&self, values: &[f32], d2: &[f32], y: usize, out: &mut [f32]) {
+        let node = self.nodes_at_row(values, d2, y);
+        if self.nx == 1 {
             out.fill(node[0]);
             return;
         }
         let d2x = natural_spline(&node);
-        for (x, o) in out.iter_mut().enumerate() {
-            let (i, t) = segment((x as f64 + 0.5) / self.mesh as f64 - 0.5, nx);
-            *o = spline_eval(node[i], node[i + 1], d2x[i], d2x[i + 1], t) as f32;
+        // Pixels in runs along each spline segment, the cubic's weights from a per-image table.
+        for &(i, x0, x1) in &self.x_segments {
+            let (lo, hi, dlo, dhi) = (node[i], node[i + 1], d2x[i] / 6.0, d2x[i + 1] / 6.0);
+            for (o, w) in out[x0..x1].iter_mut().zip(&self.x_weights[x0..x1]) {
+                *o = w[0] * lo + w[1] * hi + w[2] * dlo + w[3] * dhi;
+            }
         }
     }
+}
+
+/// For every column x: the spline segment and the weights (1 − t, t, (1−t)³ − (1−t),
+/// t³ − t) of its nodes and second derivatives; and the runs of columns per segment.
+#[allow(clippy::type_complexity)]
+fn x_table(width: usize, mesh: usize, nx: usize) -> (Vec<[f32; 4]>, Vec<(usize, usize, usize)>) {
+    let mut weights = Vec::with_capacity(width);
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    if nx < 2 {
+        return (vec![[1.0, 0.0, 0.0, 0.0]; width], vec![(0, 0, width)]);
+    }
+    for x in 0..width {
+        let (i, t) = segment((x as f64 + 0.5) / mesh as f64 - 0.5, nx);
+        let a = 1.0 - t;
+        weights.push([
+            a as f32,
+            t as f32,
+            (a * a * a - a) as f32,
+            (t * t * t - t) as f32,
+        ]);
+        match runs.last_mut() {
+            Some(r) if r.0 == i => r.2 = x + 1,
+            _ => runs.push((i, x, x + 1)),
+        }
+    }
+    (weights, runs)
 }
 
 /// Segment index `i` (0..n-2) and position `t` within it for a node coordinate `d` (node k sits
@@ -267,7 +317,8 @@ fn mesh_stats(
     for row in rows() {
         for &v in row {
             if v.is_finite() {
-                let b = ((v as f64 - qzero) / qscale + 0.5).floor();
+                // Truncation is the floor for the non-negative values that are kept.
+                let b = (v as f64 - qzero) / qscale + 0.5;
                 if b >= 0.0 && (b as usize) < nlevels {
                     hist[b as usize] += 1;
                 }

@@ -1,35 +1,61 @@
 //! Image science, one stage per file, run on one image plane by [`extract`]:
 //!
+//! - [`cosmic`]: L.A.Cosmic cosmic-ray detection and cleaning (astroscrappy's conventions);
 //! - [`background`]: SExtractor mesh background and RMS maps;
 //! - [`detect`]: matched filter, threshold, 8-connected labelling; [`deblend`]: 32-level
 //!   multi-threshold deblending;
 //! - [`measure`]: centroids, shapes, aperture and AUTO fluxes, flags ([`aperture`] holds the
 //!   aperture sums, [`flags`] the flag bits);
-//! - [`quality`]: per-exposure metrics.
+//! - [`quality`]: per-exposure metrics;
+//! - [`preview`]: the picture of `astropipe preview` ([`png`] encodes it).
 //!
 //! Calibration, cosmic-ray rejection and deblending will each join as their own stage here.
 
 pub mod aperture;
 pub mod background;
+pub mod cosmic;
 pub mod deblend;
 pub mod detect;
 pub mod flags;
 pub mod measure;
+pub mod png;
+pub mod preview;
 pub mod quality;
 
 use background::{Background, BackgroundOptions};
+use cosmic::CosmicOptions;
 use detect::DetectOptions;
 use measure::{MeasureOptions, Measurement};
 use rayon::prelude::*;
 
 /// All settings of the extraction.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ExtractOptions {
+    /// Cosmic-ray rejection (on by default; `None` turns it off).
+    pub cosmic: Option<CosmicOptions>,
+    /// Whether the read noise was configured (else the header's RDNOISE wins).
+    pub readnoise_set: bool,
     pub background: BackgroundOptions,
     pub detect: DetectOptions,
     pub measure: MeasureOptions,
     /// Raw pixel level at or above which a pixel counts as saturated.
     pub saturation: Option<f64>,
+    /// Master frames to calibrate with (`ingest --calib`).
+    pub calib: Option<crate::calib::CalibRef>,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions {
+            cosmic: Some(CosmicOptions::default()),
+            readnoise_set: false,
+            background: BackgroundOptions::default(),
+            detect: DetectOptions::default(),
+            measure: MeasureOptions::default(),
+            saturation: None,
+            calib: None,
+        }
+    }
 }
 
 /// The result of extracting one image.
@@ -38,6 +64,10 @@ pub struct Extraction {
     pub global_back: f32,
     pub global_rms: f32,
     pub sources: Vec<Source>,
+    /// Pixels flagged (and cleaned) as cosmic-ray hits.
+    pub cosmic_ray_pixels: usize,
+    /// Which pixels those are (when cosmic-ray rejection ran).
+    pub cosmic_mask: Option<Vec<bool>>,
 }
 
 /// A measured source with the background under it.
@@ -48,27 +78,55 @@ pub struct Source {
     pub background: f64,
 }
 
-/// Runs background, detection and measurement on one image (`pixels` row-major, physical
-/// values, NaN for invalid pixels). The image buffer is consumed (background-subtracted in
-/// place).
-pub fn extract(
+/// Runs cosmic-ray rejection, background, detection and measurement on one image (`pixels`
+/// row-major, physical values, NaN for invalid pixels). The image buffer is consumed (cleaned
+/// and background-subtracted in place). Hits are cleaned before detection, so they never
+/// become sources; a source with a hit among its pixels is flagged `COSMIC_RAY`.
+pub fn extract(pixels: Vec<f32>, width: usize, height: usize, opts: &ExtractOptions) -> Extraction {
+    let saturated = opts.saturation.map(|level| saturation_mask(&pixels, level));
+    extract_with_mask(pixels, width, height, opts, saturated)
+}
+
+/// Pixels at or above `level`.
+pub fn saturation_mask(pixels: &[f32], level: f64) -> Vec<bool> {
+    let level = level as f32;
+    pixels.par_iter().map(|&v| v >= level).collect()
+}
+
+/// [`extract`] with the saturated pixels given (e.g. found on the raw frame before
+/// calibration changed the levels).
+pub fn extract_with_mask(
     mut pixels: Vec<f32>,
     width: usize,
     height: usize,
     opts: &ExtractOptions,
+    saturated_mask: Option<Vec<bool>>,
 ) -> Extraction {
-    let saturated_mask: Option<Vec<bool>> = opts.saturation.map(|level| {
-        let level = level as f32;
-        pixels.par_iter().map(|&v| v >= level).collect()
+    let cr_mask = opts.cosmic.as_ref().map(|c| {
+        let mut c = *c;
+        if let Some(g) = opts.measure.gain.filter(|g| *g > 0.0) {
+            c.gain = g as f32;
+        }
+        if let Some(level) = opts.saturation {
+            c.satlevel = level as f32 * c.gain;
+        }
+        cosmic::clean(&mut pixels, width, height, None, &c)
     });
+    let cosmic_ray_pixels = cr_mask
+        .as_ref()
+        .map_or(0, |m| m.iter().filter(|b| **b).count());
     let bkg = Background::estimate(&pixels, width, height, opts.background);
     let rms = bkg.subtract_and_rms(&mut pixels);
     let objects = detect::detect(&pixels, &rms, width, height, &opts.detect);
     let is_sat = |x: usize, y: usize| saturated_mask.as_ref().is_some_and(|m| m[y * width + x]);
+    let is_cr = |x: usize, y: usize| cr_mask.as_ref().is_some_and(|m| m[y * width + x]);
     let sources = objects
         .par_iter()
         .map(|obj| {
-            let m = measure::measure(obj, &pixels, &rms, width, height, &opts.measure, &is_sat);
+            let mut m = measure::measure(obj, &pixels, &rms, width, height, &opts.measure, &is_sat);
+            if obj.pixels().any(|(x, y)| is_cr(x, y)) {
+                m.flags |= flags::COSMIC_RAY;
+            }
             let background = background_at(&bkg, m.x, m.y);
             Source { m, background }
         })
@@ -77,13 +135,13 @@ pub fn extract(
         global_back: bkg.global_back,
         global_rms: bkg.global_rms,
         sources,
+        cosmic_ray_pixels,
+        cosmic_mask: cr_mask,
     }
 }
 
 fn background_at(bkg: &Background, x: f64, y: f64) -> f64 {
     let xi = (x.round().max(0.0) as usize).min(bkg.width.saturating_sub(1));
     let yi = (y.round().max(0.0) as usize).min(bkg.height.saturating_sub(1));
-    let mut row = vec![0f32; bkg.width];
-    bkg.back_row(yi, &mut row);
-    row[xi] as f64
+    bkg.back_at(xi, yi) as f64
 }

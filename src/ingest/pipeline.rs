@@ -50,7 +50,7 @@ pub fn exposure_id(file_sha256: &str, hdu: usize, plane: Option<usize>) -> i64 {
 
 /// The rows of one processed HDU: one exposure (with its sources) per image plane; empty for
 /// HDUs without an image.
-type HduRows = Vec<(ExposureRow, Vec<SourceRow>)>;
+type HduRows = Vec<(ExposureRow, Vec<SourceRow>, Vec<String>)>;
 
 /// Processes every image HDU of a parsed file.
 pub fn process_file(
@@ -87,9 +87,10 @@ pub fn process_file(
     for (hdu, r) in results {
         match r {
             Ok(rows) => {
-                for (e, s) in rows {
+                for (e, s, w) in rows {
                     out.exposures.push(e);
                     out.sources.extend(s);
+                    out.warnings.extend(w);
                 }
             }
             Err(e) => out.failed.push(HduProblem {
@@ -138,21 +139,56 @@ fn process_plane(
     file_uri: &str,
     file_sha256: &str,
     opts: &ExtractOptions,
-) -> Result<(ExposureRow, Vec<SourceRow>), FitsError> {
+) -> Result<(ExposureRow, Vec<SourceRow>, Vec<String>), FitsError> {
     let data = file.read_plane::<f32>(hdu, plane.unwrap_or(0))?;
     let (width, height) = (data.width, data.height);
     let kw = Keywords {
         hdu: &hdu.header,
         primary: if hdu.index == 0 { None } else { primary },
     };
-    let mut ex_opts = opts.clone();
-    if ex_opts.saturation.is_none() {
-        ex_opts.saturation = kw.saturation();
+    let ex_opts = options_for(opts, &kw);
+    // Calibration (`--calib`): saturation is judged on the raw pixels, before the masters
+    // change the levels; the trim offset maps positions back to the raw frame's WCS.
+    let (mut pixels, mut width, mut height) = (data.pixels, width, height);
+    let mut saturated = ex_opts
+        .saturation
+        .map(|level| image::saturation_mask(&pixels, level));
+    let mut applied = crate::calib::Applied::default();
+    if let Some(lib) = &ex_opts.calib {
+        let raw_width = width;
+        let mut frame = crate::calib::frames::Frame {
+            path: file.path.clone(),
+            width,
+            height,
+            pixels,
+            info: crate::calib::frames::FrameInfo::from_keywords(&kw),
+            origin: (0, 0),
+            steps: Vec::new(),
+        };
+        applied = lib
+            .0
+            .apply(&mut frame, &hdu.header)
+            .map_err(|message| FitsError::Header {
+                path: file.path.clone(),
+                hdu: hdu.index,
+                message,
+            })?;
+        (pixels, width, height) = (frame.pixels, frame.width, frame.height);
+        let (ox, oy) = frame.origin;
+        saturated = saturated.map(|m| {
+            (oy..oy + height)
+                .flat_map(|y| m[y * raw_width + ox..y * raw_width + ox + width].to_vec())
+                .collect()
+        });
     }
-    if ex_opts.measure.gain.is_none() {
-        ex_opts.measure.gain = kw.gain();
+    let mut extraction = image::extract_with_mask(pixels, width, height, &ex_opts, saturated);
+    let (ox, oy) = (applied.origin.0 as f64, applied.origin.1 as f64);
+    for s in &mut extraction.sources {
+        s.m.x += ox;
+        s.m.y += oy;
+        s.m.x_win += ox;
+        s.m.y_win += oy;
     }
-    let extraction = image::extract(data.pixels, width, height, &ex_opts);
     let q = quality::quality(&extraction);
     let (wcs, wcs_status) = match Wcs::from_header(&hdu.header) {
         Ok(w) => (Some(w), "ok".to_string()),
@@ -163,22 +199,22 @@ fn process_plane(
     let filter = kw.filter();
     let zp = kw.zero_point();
     let sky = |x: f64, y: f64| wcs.as_ref().and_then(|w| w.pix2icrs(x, y));
-    let (wf, hf) = (width as f64, height as f64);
+    let (wf, hf) = (width as f64 + ox, height as f64 + oy);
     let corners = [
-        (0.0, 0.0),
-        (wf - 1.0, 0.0),
+        (ox, oy),
+        (wf - 1.0, oy),
         (wf - 1.0, hf - 1.0),
-        (0.0, hf - 1.0),
+        (ox, hf - 1.0),
     ];
     let footprint = corners
         .iter()
         .map(|&(x, y)| sky(x, y))
         .collect::<Option<Vec<_>>>()
         .map(|v| [v[0], v[1], v[2], v[3]]);
-    let centre = sky((wf - 1.0) / 2.0, (hf - 1.0) / 2.0);
+    let centre = sky((wf - 1.0 + ox) / 2.0, (hf - 1.0 + oy) / 2.0);
     let scale = wcs
         .as_ref()
-        .and_then(|w| local_jacobian(w, (wf - 1.0) / 2.0, (hf - 1.0) / 2.0))
+        .and_then(|w| local_jacobian(w, (wf - 1.0 + ox) / 2.0, (hf - 1.0 + oy) / 2.0))
         .map(|j| (j[0][0] * j[1][1] - j[0][1] * j[1][0]).abs().sqrt() * 3600.0);
     let limiting_mag = zp.map(|zp| {
         let r = q.fwhm_pix.unwrap_or(3.0).max(1.5);
@@ -276,11 +312,38 @@ fn process_plane(
         zero_point: zp,
         limiting_mag,
         aperture_radii: opts.measure.aperture_radii.clone(),
+        cosmic_ray_pixels: extraction.cosmic_ray_pixels as i64,
+        calib_bias: applied.bias.clone(),
+        calib_dark: applied.dark.clone(),
+        calib_flat: applied.flat.clone(),
         pipeline_version: env!("CARGO_PKG_VERSION").to_string(),
         processed_at_us: now_us(),
         header_json: hdu.header.to_json().to_string(),
     };
-    Ok((exposure, sources))
+    let warnings = applied
+        .warnings
+        .into_iter()
+        .map(|w| format!("HDU {}: calibration: {w}", hdu.index))
+        .collect();
+    Ok((exposure, sources, warnings))
+}
+
+/// The extraction settings for one HDU: the configured ones, with the detector's saturation,
+/// gain and read noise from the header where the configuration leaves them open.
+pub fn options_for(opts: &ExtractOptions, kw: &Keywords) -> ExtractOptions {
+    let mut ex_opts = opts.clone();
+    if ex_opts.saturation.is_none() {
+        ex_opts.saturation = kw.saturation();
+    }
+    if ex_opts.measure.gain.is_none() {
+        ex_opts.measure.gain = kw.gain();
+    }
+    if let (Some(c), false) = (ex_opts.cosmic.as_mut(), ex_opts.readnoise_set)
+        && let Some(rn) = kw.readnoise()
+    {
+        c.readnoise = rn as f32;
+    }
+    ex_opts
 }
 
 /// ∂(α cos δ, δ)/∂(x, y) in degrees per pixel, by central differences (includes SIP).

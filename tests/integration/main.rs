@@ -1,6 +1,8 @@
 //! Integration tests: one binary, one module per area, helpers in `helpers`.
 
+mod calib;
 mod catalog;
+mod cosmic_rays;
 mod crash;
 mod fits_cli;
 mod fits_hostile;
@@ -12,6 +14,7 @@ mod image_science;
 mod ingest;
 mod ivoa;
 mod k8s;
+mod preview;
 mod query;
 mod s3;
 mod server;

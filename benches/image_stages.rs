@@ -1,0 +1,86 @@
+//! Image-science timings for `benches/image_vs_reference.py` (which runs SEP, astroscrappy and
+//! numpy on the same frame in the same run and prints the ratios). Usage:
+//! `cargo bench --bench image_stages -- FILE`, FILE a 4096² float32 FITS frame. Prints JSON:
+//! median seconds over the repetitions of each stage, on one thread and on all cores.
+
+use astropipe::fits::FitsFile;
+use astropipe::image::cosmic::{CosmicOptions, clean};
+use astropipe::image::{ExtractOptions, extract};
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut out = f();
+    let mut t = Vec::new();
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        out = f();
+        t.push(t0.elapsed().as_secs_f64());
+    }
+    (median(t), out)
+}
+
+fn main() {
+    // `cargo test --all-targets` runs benches without `--bench`: nothing to time then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let Some(path) = std::env::args().skip(1).find(|a| !a.starts_with("--")) else {
+        eprintln!(
+            "usage: cargo bench --bench image_stages -- FILE (see benches/image_vs_reference.py)"
+        );
+        return;
+    };
+    let reps: usize = std::env::var("REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let f = FitsFile::open(std::path::Path::new(&path)).unwrap();
+    let img = f.read_plane::<f32>(f.hdu(0).unwrap(), 0).unwrap();
+    let (w, h) = (img.width, img.height);
+    let no_cr = ExtractOptions {
+        cosmic: None,
+        ..Default::default()
+    };
+    // The same L.A.Cosmic settings bench_image.py gives astroscrappy.
+    let cr = CosmicOptions {
+        gain: 1.0,
+        readnoise: 10.0,
+        satlevel: 1e9,
+        ..Default::default()
+    };
+    let with_cr = ExtractOptions {
+        cosmic: Some(cr),
+        ..Default::default()
+    };
+    let mut out = serde_json::Map::new();
+    let threads = rayon::current_num_threads();
+    for (label, pool_threads) in [("1", 1), ("all", threads)] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(pool_threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let (t, ex) = time(reps, || extract(img.pixels.clone(), w, h, &no_cr));
+            out.insert(format!("extract_threads_{label}"), t.into());
+            out.insert("n_sources".into(), ex.sources.len().into());
+            let (t, mask) = time(reps, || {
+                let mut px = img.pixels.clone();
+                clean(&mut px, w, h, None, &cr)
+            });
+            out.insert(format!("lacosmic_threads_{label}"), t.into());
+            out.insert(
+                "lacosmic_pixels".into(),
+                mask.iter().filter(|m| **m).count().into(),
+            );
+            let (t, _) = time(reps, || extract(img.pixels.clone(), w, h, &with_cr));
+            out.insert(format!("extract_with_cosmics_threads_{label}"), t.into());
+        });
+    }
+    out.insert("threads".into(), threads.into());
+    println!("{}", serde_json::Value::Object(out));
+}
