@@ -3,6 +3,7 @@
 //! `cargo bench --bench image_stages -- FILE`, FILE a 4096² float32 FITS frame. Prints JSON:
 //! median seconds over the repetitions of each stage, on one thread and on all cores.
 
+use astropipe::calib::combine::{Method, combine};
 use astropipe::fits::FitsFile;
 use astropipe::image::cosmic::{CosmicOptions, clean};
 use astropipe::image::{ExtractOptions, extract};
@@ -39,6 +40,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
+    // STAGES=extract,lacosmic,combine (default all): what to time, e.g. under a profiler.
+    let stages = std::env::var("STAGES").unwrap_or_else(|_| "extract,lacosmic,combine".into());
+    let want = |s: &str| stages.split(',').any(|x| x == s);
     let f = FitsFile::open(std::path::Path::new(&path)).unwrap();
     let img = f.read_plane::<f32>(f.hdu(0).unwrap(), 0).unwrap();
     let (w, h) = (img.width, img.height);
@@ -65,9 +69,14 @@ fn main() {
             .build()
             .unwrap();
         pool.install(|| {
-            let (t, ex) = time(reps, || extract(img.pixels.clone(), w, h, &no_cr));
-            out.insert(format!("extract_threads_{label}"), t.into());
-            out.insert("n_sources".into(), ex.sources.len().into());
+            if want("extract") {
+                let (t, ex) = time(reps, || extract(img.pixels.clone(), w, h, &no_cr));
+                out.insert(format!("extract_threads_{label}"), t.into());
+                out.insert("n_sources".into(), ex.sources.len().into());
+            }
+            if !want("lacosmic") {
+                return;
+            }
             let (t, mask) = time(reps, || {
                 let mut px = img.pixels.clone();
                 clean(&mut px, w, h, None, &cr)
@@ -81,6 +90,26 @@ fn main() {
             out.insert(format!("extract_with_cosmics_threads_{label}"), t.into());
         });
     }
+    if !want("combine") {
+        println!("{}", serde_json::Value::Object(out));
+        return;
+    }
+    // Median of 10 frames of 4096² (Gaussian noise around 500, as bench_image.py's biases).
+    let mut rng = astropipe::synthetic::Rng::new(7);
+    let stack: Vec<Vec<f32>> = (0..10)
+        .map(|_| {
+            (0..w * h)
+                .map(|_| (500.0 + 5.0 * rng.normal()) as f32)
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[f32]> = stack.iter().map(|v| v.as_slice()).collect();
+    let (t, _) = time(reps, || combine(&refs, Method::Median));
+    out.insert("median_combine_10".into(), t.into());
+    let (t, _) = time(reps, || {
+        combine(&refs, Method::ClippedMedian { sigma: 3.0 })
+    });
+    out.insert("clipped_median_combine_10".into(), t.into());
     out.insert("threads".into(), threads.into());
     println!("{}", serde_json::Value::Object(out));
 }

@@ -10,9 +10,10 @@ benches/fits_vs_astropy.py), then times on that array:
     err=globalrms) -- single-threaded by design;
   - astroscrappy.detect_cosmics(data, gain=1, readnoise=10, satlevel=1e9) as
     ../shared/tools/bench_image.py runs it (OpenMP on all cores);
+  - numpy.median(axis=0) of 10 frames of 4096^2 (Gaussian noise, as bench_image.py's calib);
 and runs `cargo bench --bench image_stages -- FILE` for astropipe's background + detection
 (with deblending) + measurement (windowed centroids, apertures, AUTO) and L.A.Cosmic, on one
-thread and on all cores. Prints the ratios (astropipe / reference; below 1 = astropipe faster).
+thread and on all cores, and its median combine of 10 such frames. Prints the ratios (astropipe / reference; below 1 = astropipe faster).
 """
 import argparse, json, os, statistics, subprocess, sys, time
 import numpy as np
@@ -51,6 +52,10 @@ def main():
     t_sep, objs = timeit(run_sep, a.reps)
     t_scrappy, (m, _) = timeit(lambda: astroscrappy.detect_cosmics(data, gain=1.0, readnoise=10.0, satlevel=1e9),
                                a.scrappy_reps)
+    rng = np.random.default_rng(7)
+    stack = np.stack([(500 + 5 * rng.standard_normal((4096, 4096))).astype(np.float32) for _ in range(10)])
+    t_median, _ = timeit(lambda: np.median(stack, axis=0), a.reps)
+    del stack
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, REPS=str(a.reps))
     out = subprocess.run(['cargo', 'bench', '--bench', 'image_stages', '--', path], cwd=root, check=True,
@@ -65,6 +70,9 @@ def main():
     for k in ('1', 'all'):
         c = ours[f'lacosmic_threads_{k}']
         print(f"astropipe L.A.Cosmic, {k:>3} thread(s): {c:.3f} s ({ours['lacosmic_pixels']} pixels)  ratio {c / t_scrappy:.3f}")
+    print(f"numpy median of 10 x 4096^2: {t_median:.3f} s")
+    print(f"astropipe median combine:   {ours['median_combine_10']:.3f} s  ratio {ours['median_combine_10'] / t_median:.3f}")
+    print(f"astropipe 3-sigma-clipped median combine: {ours['clipped_median_combine_10']:.3f} s  ratio {ours['clipped_median_combine_10'] / t_median:.3f}")
     for k in ('1', 'all'):
         c = ours[f'extract_with_cosmics_threads_{k}']
         print(f"astropipe L.A.Cosmic + extract, {k:>3} thread(s): {c:.3f} s  ratio to SEP extract alone {c / t_sep:.2f}")

@@ -72,19 +72,77 @@ pub fn combine(frames: &[&[f32]], method: Method) -> Vec<f32> {
                         *y = if p < q { q } else { p };
                     }
                 }
-                for (lane, o) in lanes.iter_mut().enumerate() {
-                    for (k, v) in one.iter_mut().enumerate() {
-                        *v = buf[k * LANES + lane];
-                    }
-                    // Infinite values stand for NaN inputs (a real ±inf pixel is no use
-                    // in a master frame either).
-                    let valid = one.iter().take_while(|v| v.is_finite()).count();
-                    *o = reduce(&one[..valid], method);
-                }
+                reduce_lanes(buf, n, m, method, one, lanes);
             }
         },
     );
     out
+}
+
+/// Reduces the sorted lanes (`buf` holds row k of the sorted values at k × LANES). Lanes
+/// whose values are all finite and, when clipping, all within the clip limits are reduced
+/// row-wise (vectorised); the rest one by one.
+fn reduce_lanes(buf: &[f32], n: usize, m: usize, method: Method, one: &mut [f32], out: &mut [f32]) {
+    let row = |k: usize| &buf[k * LANES..k * LANES + m];
+    let last = row(n - 1);
+    let mut simple = [true; LANES];
+    for (s, v) in simple.iter_mut().zip(last) {
+        *s = v.is_finite();
+    }
+    let sigma = match method {
+        Method::ClippedMedian { sigma } | Method::ClippedMean { sigma } => Some(sigma),
+        _ => None,
+    };
+    let mut mean = [0f32; LANES];
+    let mut var = [0f32; LANES];
+    if !matches!(method, Method::Median) {
+        for k in 0..n {
+            for (s, v) in mean.iter_mut().zip(row(k)) {
+                *s += v;
+            }
+        }
+        mean.iter_mut().for_each(|s| *s /= n as f32);
+        for k in 0..n {
+            for ((q, s), v) in var.iter_mut().zip(&mean).zip(row(k)) {
+                *q += (v - s) * (v - s);
+            }
+        }
+        var.iter_mut().for_each(|q| *q /= n as f32);
+    }
+    let median = |lane: usize| {
+        if n % 2 == 1 {
+            buf[(n / 2) * LANES + lane]
+        } else {
+            0.5 * (buf[(n / 2 - 1) * LANES + lane] + buf[(n / 2) * LANES + lane])
+        }
+    };
+    match method {
+        Method::Median | Method::ClippedMedian { .. } => {
+            for (lane, o) in out[..m].iter_mut().enumerate() {
+                *o = median(lane);
+            }
+        }
+        Method::Mean | Method::ClippedMean { .. } => out[..m].copy_from_slice(&mean[..m]),
+    }
+    if let Some(k) = sigma {
+        // Nothing to clip when the extremes are within the limits around the median.
+        for lane in 0..m {
+            let (med, cut) = (median(lane), k * var[lane].sqrt());
+            simple[lane] &= row(0)[lane] >= med - cut && last[lane] <= med + cut;
+        }
+    }
+    for lane in 0..m {
+        if simple[lane] {
+            continue;
+        }
+        for (k, v) in one.iter_mut().enumerate() {
+            *v = buf[k * LANES + lane];
+        }
+        // Infinite values stand for NaN inputs (a real ±inf pixel is no use in a master
+        // frame either).
+        let valid = one.iter().take_while(|v| v.is_finite()).count();
+        out[lane] = reduce(&one[..valid], method);
+    }
 }
 
 /// Reduces sorted values.

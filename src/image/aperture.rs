@@ -67,7 +67,7 @@ pub fn sum_circle(
         for i in xmin..=xmax {
             let dx = i as f64 - cx;
             let dy = j as f64 - cy;
-            let d = dx.hypot(dy);
+            let d = (dx * dx + dy * dy).sqrt();
             let w = if d <= r_in {
                 1.0
             } else if d >= r_out {

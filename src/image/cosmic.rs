@@ -634,7 +634,8 @@ mod tests {
         let mut img: Vec<f32> = (0..w * h)
             .map(|_| {
                 let (u1, u2) = (next(), next());
-                (1000.0 + 10.0 * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+                (1000.0 + 10.0 * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos())
+                    as f32
             })
             .collect();
         for &(cx, cy) in &[(20.3, 30.6), (60.5, 50.2), (75.1, 20.9)] {

@@ -58,6 +58,10 @@ pub fn deblend(
     if !(peak > thresh && thresh > 0.0 && total > 0.0) {
         return vec![obj.clone()];
     }
+    // Two branches need two local maxima: an object with one cannot split.
+    if grid.local_maxima(thresh) < 2 {
+        return vec![obj.clone()];
+    }
     let min_flux = opts.contrast * total;
     let mut scratch = Scratch::new(grid.w * grid.h);
     let mut active: Vec<Vec<u32>> = vec![(0..grid.pix.len() as u32).collect()];
@@ -162,6 +166,44 @@ impl Grid {
 
     fn cell(&self, p: &Pix) -> usize {
         (p.y - self.y0) as usize * self.w + (p.x - self.x0) as usize
+    }
+
+    /// Pixels above `level` at least as high as each of their neighbours in the object
+    /// (stopping at 2).
+    fn local_maxima(&self, level: f32) -> usize {
+        let mut n = 0;
+        for p in &self.pix {
+            if p.snr <= level {
+                continue;
+            }
+            let (cx, cy) = ((p.x - self.x0) as i64, (p.y - self.y0) as i64);
+            let mut top = true;
+            'around: for dy in -1..=1i64 {
+                for dx in -1..=1i64 {
+                    let (nx, ny) = (cx + dx, cy + dy);
+                    if (dx, dy) == (0, 0)
+                        || nx < 0
+                        || ny < 0
+                        || nx >= self.w as i64
+                        || ny >= self.h as i64
+                    {
+                        continue;
+                    }
+                    let q = self.index[ny as usize * self.w + nx as usize];
+                    if q != u32::MAX && self.pix[q as usize].snr > p.snr {
+                        top = false;
+                        break 'around;
+                    }
+                }
+            }
+            if top {
+                n += 1;
+                if n >= 2 {
+                    break;
+                }
+            }
+        }
+        n
     }
 
     fn flux(&self, comp: &[u32]) -> f64 {

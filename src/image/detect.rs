@@ -107,44 +107,68 @@ pub fn convolve(img: &[f32], width: usize, height: usize, kernel: &Kernel) -> Ve
     let mut out = vec![0f32; img.len()];
     out.par_chunks_mut(width).enumerate().for_each(|(y, row)| {
         let interior_y = y >= half && y + half < height;
-        for (x, o) in row.iter_mut().enumerate() {
-            let interior = interior_y && x >= half && x + half < width;
-            let (mut acc, mut wsum) = (0f32, 0f32);
-            if interior {
-                for j in 0..kernel.size {
-                    let base = (y + j - half) * width + x - half;
-                    let krow = &k[j * kernel.size..(j + 1) * kernel.size];
-                    for (i, kv) in krow.iter().enumerate() {
-                        let v = img[base + i];
-                        if v.is_finite() {
-                            acc += kv * v;
-                            wsum += kv;
-                        }
-                    }
-                }
-            } else {
-                for j in 0..kernel.size {
-                    let yy = y as i64 + j as i64 - half as i64;
-                    if yy < 0 || yy >= height as i64 {
-                        continue;
-                    }
-                    for i in 0..kernel.size {
-                        let xx = x as i64 + i as i64 - half as i64;
-                        if xx < 0 || xx >= width as i64 {
-                            continue;
-                        }
-                        let v = img[yy as usize * width + xx as usize];
-                        if v.is_finite() {
-                            acc += k[j * kernel.size + i] * v;
-                            wsum += k[j * kernel.size + i];
-                        }
+        // Rows whose neighbourhood has no NaN: a plain weighted sum over shifted rows (the
+        // kernel sums to 1), which vectorises; the edges and NaN rows take the general path.
+        if interior_y
+            && width > 2 * half
+            && img[(y - half) * width..(y + half + 1) * width]
+                .iter()
+                .all(|v| v.is_finite())
+        {
+            let n = width - 2 * half;
+            let acc = &mut row[half..half + n];
+            acc.fill(0.0);
+            for j in 0..kernel.size {
+                let src = &img[(y + j - half) * width..(y + j - half + 1) * width];
+                for i in 0..kernel.size {
+                    let kv = k[j * kernel.size + i];
+                    for (o, v) in acc.iter_mut().zip(&src[i..i + n]) {
+                        *o += kv * v;
                     }
                 }
             }
-            *o = if wsum > 0.0 { acc / wsum } else { f32::NAN };
+            for x in (0..half).chain(width - half..width) {
+                row[x] = convolve_at(img, width, height, &k, kernel.size, x, y);
+            }
+            return;
+        }
+        for (x, o) in row.iter_mut().enumerate() {
+            *o = convolve_at(img, width, height, &k, kernel.size, x, y);
         }
     });
     out
+}
+
+/// The kernel-weighted mean of the finite pixels around (x, y) (renormalised over them).
+fn convolve_at(
+    img: &[f32],
+    width: usize,
+    height: usize,
+    k: &[f32],
+    size: usize,
+    x: usize,
+    y: usize,
+) -> f32 {
+    let half = size / 2;
+    let (mut acc, mut wsum) = (0f32, 0f32);
+    for j in 0..size {
+        let yy = y as i64 + j as i64 - half as i64;
+        if yy < 0 || yy >= height as i64 {
+            continue;
+        }
+        for i in 0..size {
+            let xx = x as i64 + i as i64 - half as i64;
+            if xx < 0 || xx >= width as i64 {
+                continue;
+            }
+            let v = img[yy as usize * width + xx as usize];
+            if v.is_finite() {
+                acc += k[j * size + i] * v;
+                wsum += k[j * size + i];
+            }
+        }
+    }
+    if wsum > 0.0 { acc / wsum } else { f32::NAN }
 }
 
 /// Finds the objects of `img` (background-subtracted) whose pixels exceed

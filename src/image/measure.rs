@@ -306,19 +306,42 @@ pub fn flux_radius(
     let target = frac * total;
     let sum = |r: f64| sum_circle(img, rms, width, height, x, y, r).flux;
     let (mut lo, mut hi) = (0.0f64, rmax);
-    if sum(hi) < target {
+    let at_max = sum(hi);
+    if at_max < target {
         return f64::NAN;
     }
-    // To 0.005 px: the radius sizes a centroid window, finer makes no difference there.
-    while hi - lo > 5e-3 {
-        let mid = 0.5 * (lo + hi);
-        if sum(mid) < target {
-            lo = mid;
+    // Regula falsi (Illinois) on the smooth growth curve, to 0.005 px: the radius sizes a
+    // centroid window, finer makes no difference there.
+    let (mut flo, mut fhi) = (-target, at_max - target);
+    let mut side = 0i8;
+    let mut r = hi;
+    for _ in 0..40 {
+        if hi - lo < 5e-3 {
+            break;
+        }
+        r = (lo * fhi - hi * flo) / (fhi - flo);
+        if !(r > lo && r < hi) {
+            r = 0.5 * (lo + hi);
+        }
+        let f = sum(r) - target;
+        if f.abs() < 1e-6 * target {
+            return r;
+        }
+        if f < 0.0 {
+            (lo, flo) = (r, f);
+            if side == -1 {
+                fhi /= 2.0;
+            }
+            side = -1;
         } else {
-            hi = mid;
+            (hi, fhi) = (r, f);
+            if side == 1 {
+                flo /= 2.0;
+            }
+            side = 1;
         }
     }
-    0.5 * (lo + hi)
+    r
 }
 
 /// SExtractor's windowed centroid: iterates x ← x + 2 Σ w I (xᵢ − x) / Σ w I with a circular

@@ -120,7 +120,7 @@ pub fn extract_with_mask(
     let objects = detect::detect(&pixels, &rms, width, height, &opts.detect);
     let is_sat = |x: usize, y: usize| saturated_mask.as_ref().is_some_and(|m| m[y * width + x]);
     let is_cr = |x: usize, y: usize| cr_mask.as_ref().is_some_and(|m| m[y * width + x]);
-    let sources = objects
+    let mut sources: Vec<Source> = objects
         .par_iter()
         .map(|obj| {
             let mut m = measure::measure(obj, &pixels, &rms, width, height, &opts.measure, &is_sat);
@@ -131,6 +131,7 @@ pub fn extract_with_mask(
             Source { m, background }
         })
         .collect();
+    flag_neighbours(&mut sources, &opts.measure);
     Extraction {
         global_back: bkg.global_back,
         global_rms: bkg.global_rms,
@@ -140,8 +141,88 @@ pub fn extract_with_mask(
     }
 }
 
+/// SExtractor's flag 1: another detection at least a tenth as bright (isophotal flux) lies
+/// within the AUTO aperture (its centre within the Kron ellipse's semi-major axis plus two of
+/// its own semi-major axes), so it biases the AUTO flux.
+fn flag_neighbours(sources: &mut [Source], opts: &MeasureOptions) {
+    const CELL: f64 = 32.0;
+    let key = |x: f64, y: f64| ((x / CELL).floor() as i64, (y / CELL).floor() as i64);
+    let mut grid: std::collections::HashMap<(i64, i64), Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, s) in sources.iter().enumerate() {
+        grid.entry(key(s.m.x, s.m.y)).or_default().push(i);
+    }
+    let flagged: Vec<usize> = (0..sources.len())
+        .into_par_iter()
+        .filter(|&i| {
+            let m = &sources[i].m;
+            let reach = (opts.kron_factor * m.kron_radius).max(opts.kron_min_radius) * m.a.max(0.5);
+            let (cx, cy) = key(m.x, m.y);
+            let cells = (reach / CELL).ceil() as i64 + 1;
+            for gy in cy - cells..=cy + cells {
+                for gx in cx - cells..=cx + cells {
+                    for &j in grid.get(&(gx, gy)).into_iter().flatten() {
+                        let o = &sources[j].m;
+                        if j != i
+                            && o.flux_iso > 0.1 * m.flux_iso
+                            && (o.x - m.x).hypot(o.y - m.y) < reach + 2.0 * o.a
+                        {
+                            return true;
+                        }
+                    }
+                }
+            }
+            false
+        })
+        .collect();
+    for i in flagged {
+        sources[i].m.flags |= flags::NEIGHBOURS;
+    }
+}
+
 fn background_at(bkg: &Background, x: f64, y: f64) -> f64 {
     let xi = (x.round().max(0.0) as usize).min(bkg.width.saturating_sub(1));
     let yi = (y.round().max(0.0) as usize).min(bkg.height.saturating_sub(1));
     bkg.back_at(xi, yi) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_bright_pairs_are_flagged_as_neighbours_and_isolated_stars_are_not() {
+        let (w, h) = (96, 64);
+        let mut img = vec![100f32; w * h];
+        for &(cx, cy, f) in &[
+            (30.0, 30.0, 5000.0),
+            (36.0, 31.0, 4000.0),
+            (75.0, 30.0, 5000.0),
+        ] {
+            for y in 0..h {
+                for x in 0..w {
+                    let r2 = (x as f64 - cx).powi(2) + (y as f64 - cy).powi(2);
+                    img[y * w + x] +=
+                        (f / (2.0 * std::f64::consts::PI * 2.25) * (-0.5 * r2 / 2.25).exp()) as f32;
+                }
+            }
+        }
+        // A little deterministic noise so the background has an RMS.
+        for (i, v) in img.iter_mut().enumerate() {
+            *v += ((i * 7919 % 13) as f32 - 6.0) * 0.5;
+        }
+        let ex = extract(
+            img,
+            w,
+            h,
+            &ExtractOptions {
+                cosmic: None,
+                ..Default::default()
+            },
+        );
+        let near = |x: f64| ex.sources.iter().find(|s| (s.m.x - x).abs() < 2.0).unwrap();
+        assert!(near(30.0).m.flags & flags::NEIGHBOURS != 0);
+        assert!(near(36.0).m.flags & flags::NEIGHBOURS != 0);
+        assert_eq!(near(75.0).m.flags & flags::NEIGHBOURS, 0);
+    }
 }

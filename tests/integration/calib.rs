@@ -122,7 +122,10 @@ async fn masters_are_built_and_applied_by_ingest() {
         .collect();
     let mean = resid.iter().sum::<f64>() / resid.len() as f64;
     let rms = (resid.iter().map(|r| r * r).sum::<f64>() / resid.len() as f64).sqrt();
-    assert!(mean.abs() < 0.2 && rms < 2.2, "master bias residual mean {mean}, rms {rms}");
+    assert!(
+        mean.abs() < 0.2 && rms < 2.2,
+        "master bias residual mean {mean}, rms {rms}"
+    );
 
     // A science frame: stars with a WCS whose CRPIX counts the overscan columns.
     let spec = FrameSpec {
