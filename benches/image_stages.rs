@@ -62,6 +62,41 @@ fn main() {
         ..Default::default()
     };
     let mut out = serde_json::Map::new();
+    if want("parts") {
+        use astropipe::image::background::{Background, BackgroundOptions};
+        use astropipe::image::detect::{DetectOptions, convolve, detect};
+        use astropipe::image::measure::{MeasureOptions, measure};
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let (t, bkg) = time(reps, || {
+                Background::estimate(&img.pixels, w, h, BackgroundOptions::default())
+            });
+            out.insert("part_background".into(), t.into());
+            let mut px = img.pixels.clone();
+            let (t, _) = time(1, || bkg.subtract_and_rms(&mut img.pixels.clone()));
+            out.insert("part_subtract_and_rms".into(), t.into());
+            let rms = bkg.subtract_and_rms(&mut px);
+            let d = DetectOptions::default();
+            let (t, _) = time(reps, || convolve(&px, w, h, d.kernel.as_ref().unwrap()));
+            out.insert("part_convolve".into(), t.into());
+            let nodeb = DetectOptions {
+                deblend: Default::default(),
+                ..d.clone()
+            };
+            let (t, objs) = time(reps, || detect(&px, &rms, w, h, &nodeb));
+            out.insert("part_detect_with_deblend".into(), t.into());
+            let m = MeasureOptions::default();
+            let (t, _) = time(reps, || {
+                objs.iter()
+                    .map(|o| measure(o, &px, &rms, w, h, &m, &|_, _| false))
+                    .count()
+            });
+            out.insert("part_measure".into(), t.into());
+        });
+    }
     let threads = rayon::current_num_threads();
     for (label, pool_threads) in [("1", 1), ("all", threads)] {
         let pool = rayon::ThreadPoolBuilder::new()

@@ -66,10 +66,12 @@ pub fn combine(frames: &[&[f32]], method: Method) -> Vec<f32> {
                     let (lo, hi) = buf.split_at_mut(j * LANES);
                     let a = &mut lo[i * LANES..i * LANES + m];
                     let b = &mut hi[..m];
+                    // min/max, not a conditional swap: LLVM turns the latter into masked
+                    // per-lane stores. The values hold no NaN (those became +∞).
                     for (x, y) in a.iter_mut().zip(b.iter_mut()) {
                         let (p, q) = (*x, *y);
-                        *x = if p < q { p } else { q };
-                        *y = if p < q { q } else { p };
+                        *x = p.min(q);
+                        *y = p.max(q);
                     }
                 }
                 reduce_lanes(buf, n, m, method, one, lanes);

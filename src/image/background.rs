@@ -273,38 +273,46 @@ fn mesh_stats(
 ) -> Option<(f32, f32)> {
     let total = (x1 - x0) * (y1 - y0);
     let rows = || (y0..y1).map(move |y| &px[y * w + x0..y * w + x1]);
+    // Sums of deviations from a pivot, in f32 lanes per row (vectorised) and f64 across rows:
+    // precise enough for a mean and σ of a few thousand pixels.
+    let pivot = rows()
+        .flatten()
+        .copied()
+        .find(|v| v.is_finite())
+        .unwrap_or(0.0);
     let (mut n, mut s, mut s2) = (0usize, 0f64, 0f64);
     for row in rows() {
-        for &v in row {
-            if v.is_finite() {
-                n += 1;
-                s += v as f64;
-                s2 += v as f64 * v as f64;
-            }
-        }
+        let (rn, rs, rs2) = lane_sums(row, |v| {
+            let d = v - pivot;
+            (v.is_finite(), d)
+        });
+        n += rn as usize;
+        s += rs as f64;
+        s2 += rs2 as f64;
     }
     if n == 0 || (n as f64) < total as f64 * 0.5 {
         return None;
     }
-    let mean = s / n as f64;
-    let sig = (s2 / n as f64 - mean * mean).max(0.0).sqrt();
-    let (lcut, hcut) = (mean - 2.0 * sig, mean + 2.0 * sig);
+    let dmean = s / n as f64;
+    let sig = (s2 / n as f64 - dmean * dmean).max(0.0).sqrt();
+    let (lcut, hcut) = ((dmean - 2.0 * sig) as f32, (dmean + 2.0 * sig) as f32);
     let (mut n, mut s, mut s2) = (0usize, 0f64, 0f64);
     for row in rows() {
-        for &v in row {
-            let v = v as f64;
-            if v >= lcut && v <= hcut {
-                n += 1;
-                s += v;
-                s2 += v * v;
-            }
-        }
+        // NaN compares false: excluded like the out-of-range values.
+        let (rn, rs, rs2) = lane_sums(row, |v| {
+            let d = v - pivot;
+            (d >= lcut && d <= hcut, d)
+        });
+        n += rn as usize;
+        s += rs as f64;
+        s2 += rs2 as f64;
     }
     if n == 0 {
-        return Some((mean as f32, 0.0));
+        return Some(((dmean + pivot as f64) as f32, 0.0));
     }
-    let mean = s / n as f64;
-    let sigma = (s2 / n as f64 - mean * mean).max(0.0).sqrt();
+    let dm = s / n as f64;
+    let mean = dm + pivot as f64;
+    let sigma = (s2 / n as f64 - dm * dm).max(0.0).sqrt();
     if sigma == 0.0 {
         return Some((mean as f32, 0.0));
     }
@@ -314,14 +322,14 @@ fn mesh_stats(
     let qscale = 2.0 * HIST_NSIGMA * sigma / nlevels as f64;
     let qzero = mean - HIST_NSIGMA * sigma;
     let mut hist = vec![0u64; nlevels];
+    let (z, inv) = ((qzero - pivot as f64) as f32, (1.0 / qscale) as f32);
+    let top = nlevels as f32;
     for row in rows() {
         for &v in row {
-            if v.is_finite() {
-                // Truncation is the floor for the non-negative values that are kept.
-                let b = (v as f64 - qzero) / qscale + 0.5;
-                if b >= 0.0 && (b as usize) < nlevels {
-                    hist[b as usize] += 1;
-                }
+            // Truncation is the floor for the non-negative values kept (NaN fails the test).
+            let b = (v - pivot - z) * inv + 0.5;
+            if b >= 0.0 && b < top {
+                hist[b as usize] += 1;
             }
         }
     }
@@ -330,26 +338,76 @@ fn mesh_stats(
     Some((value as f32, (sig * qscale) as f32))
 }
 
+/// Count, sum and sum of squares of `f(v).1` over the values where `f(v).0` holds, in eight
+/// independent lanes (so the float reductions vectorise).
+#[inline]
+fn lane_sums(row: &[f32], f: impl Fn(f32) -> (bool, f32)) -> (u32, f32, f32) {
+    let mut n = [0u32; 8];
+    let mut s = [0f32; 8];
+    let mut q = [0f32; 8];
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            let (ok, d) = f(c[l]);
+            let d = if ok { d } else { 0.0 };
+            n[l] += u32::from(ok);
+            s[l] += d;
+            q[l] += d * d;
+        }
+    }
+    for &v in rest {
+        let (ok, d) = f(v);
+        let d = if ok { d } else { 0.0 };
+        n[0] += u32::from(ok);
+        s[0] += d;
+        q[0] += d * d;
+    }
+    (n.iter().sum(), s.iter().sum(), q.iter().sum())
+}
+
 /// Iterative 3σ-clipped statistics of a histogram: returns (mode estimate, σ) in bin units.
+/// Sums over bin ranges come from prefix sums, so each iteration costs O(log n).
 fn histogram_mode(hist: &[u64]) -> (f64, f64) {
     let top = hist.len() - 1;
+    // c[i], s[i], q[i]: Σ over bins < i of count, count·bin, count·bin².
+    let mut c = Vec::with_capacity(hist.len() + 1);
+    let mut sm = Vec::with_capacity(hist.len() + 1);
+    let mut q = Vec::with_capacity(hist.len() + 1);
+    let (mut ac, mut asm, mut aq) = (0f64, 0f64, 0f64);
+    c.push(0.0);
+    sm.push(0.0);
+    q.push(0.0);
+    for (i, &h) in hist.iter().enumerate() {
+        let h = h as f64;
+        ac += h;
+        asm += h * i as f64;
+        aq += h * (i as f64) * (i as f64);
+        c.push(ac);
+        sm.push(asm);
+        q.push(aq);
+    }
     let (mut lo, mut hi) = (0usize, top);
     let (mut mean, mut med, mut sig) = (0.0, 0.0, f64::INFINITY);
     for _ in 0..100 {
         let prev = sig;
-        let (mut n, mut s, mut s2) = (0f64, 0f64, 0f64);
-        for (i, &c) in hist.iter().enumerate().take(hi + 1).skip(lo) {
-            let c = c as f64;
-            n += c;
-            s += c * i as f64;
-            s2 += c * (i as f64) * (i as f64);
-        }
+        let n = c[hi + 1] - c[lo];
         if n == 0.0 {
             break;
         }
-        mean = s / n;
-        sig = (s2 / n - mean * mean).max(0.0).sqrt();
-        med = hist_median(&hist[lo..=hi], n) + lo as f64;
+        mean = (sm[hi + 1] - sm[lo]) / n;
+        sig = ((q[hi + 1] - q[lo]) / n - mean * mean).max(0.0).sqrt();
+        // Interpolated median: the bin where the cumulative count reaches half.
+        let half = c[lo] + n / 2.0;
+        let k = c[lo + 1..=hi + 1].partition_point(|&v| v < half) + lo;
+        let below = c[k];
+        let count = hist[k] as f64;
+        med = k as f64 - 0.5
+            + if count > 0.0 {
+                (half - below) / count
+            } else {
+                0.0
+            };
         let l = med - 3.0 * sig;
         let h = med + 3.0 * sig;
         lo = if l > 0.0 { (l + 0.5) as usize } else { 0 };
@@ -371,20 +429,6 @@ fn histogram_mode(hist: &[u64]) -> (f64, f64) {
         med
     };
     (mode, sig)
-}
-
-/// Interpolated median (bin units, bins centred on integers) of a histogram holding `n` counts.
-fn hist_median(hist: &[u64], n: f64) -> f64 {
-    let half = n / 2.0;
-    let mut cum = 0.0;
-    for (i, &c) in hist.iter().enumerate() {
-        let c = c as f64;
-        if c > 0.0 && cum + c >= half {
-            return i as f64 - 0.5 + (half - cum) / c;
-        }
-        cum += c;
-    }
-    hist.len() as f64 - 1.0
 }
 
 fn fill_bad_meshes(stats: &[Option<(f32, f32)>], nx: usize, ny: usize) -> (Vec<f32>, Vec<f32>) {

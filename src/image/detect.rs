@@ -105,16 +105,15 @@ pub fn convolve(img: &[f32], width: usize, height: usize, kernel: &Kernel) -> Ve
     let k: Vec<f32> = kernel.weights.iter().map(|w| w / sum).collect();
     let half = kernel.size / 2;
     let mut out = vec![0f32; img.len()];
+    let finite_rows: Vec<bool> = img
+        .par_chunks(width)
+        .map(|r| r.iter().all(|v| v.is_finite()))
+        .collect();
     out.par_chunks_mut(width).enumerate().for_each(|(y, row)| {
         let interior_y = y >= half && y + half < height;
         // Rows whose neighbourhood has no NaN: a plain weighted sum over shifted rows (the
         // kernel sums to 1), which vectorises; the edges and NaN rows take the general path.
-        if interior_y
-            && width > 2 * half
-            && img[(y - half) * width..(y + half + 1) * width]
-                .iter()
-                .all(|v| v.is_finite())
-        {
+        if interior_y && width > 2 * half && finite_rows[y - half..=y + half].iter().all(|f| *f) {
             let n = width - 2 * half;
             let acc = &mut row[half..half + n];
             acc.fill(0.0);
@@ -122,6 +121,9 @@ pub fn convolve(img: &[f32], width: usize, height: usize, kernel: &Kernel) -> Ve
                 let src = &img[(y + j - half) * width..(y + j - half + 1) * width];
                 for i in 0..kernel.size {
                     let kv = k[j * kernel.size + i];
+                    if kv == 0.0 {
+                        continue;
+                    }
                     for (o, v) in acc.iter_mut().zip(&src[i..i + n]) {
                         *o += kv * v;
                     }
@@ -189,38 +191,21 @@ pub fn detect(
         None => img,
     };
     let t = opts.thresh_sigma;
-    // Runs above threshold, row by row in parallel.
+    // Runs above threshold, row by row in parallel: a branch-free mask of the row first, then
+    // its transitions, skipping eight all-below pixels at a time (most of the sky).
     let rows: Vec<Vec<Run>> = (0..height)
         .into_par_iter()
-        .map(|y| {
-            let row = &det[y * width..(y + 1) * width];
-            let rrow = &rms[y * width..(y + 1) * width];
-            let mut runs = Vec::new();
-            let mut start: Option<usize> = None;
-            for x in 0..width {
-                let above = row[x] > t * rrow[x];
-                match (above, start) {
-                    (true, None) => start = Some(x),
-                    (false, Some(s)) => {
-                        runs.push(Run {
-                            y: y as u32,
-                            x0: s as u32,
-                            x1: x as u32,
-                        });
-                        start = None;
-                    }
-                    _ => {}
+        .map_init(
+            || vec![0u8; width.next_multiple_of(8)],
+            |above, y| {
+                let row = &det[y * width..(y + 1) * width];
+                let rrow = &rms[y * width..(y + 1) * width];
+                for ((a, v), r) in above.iter_mut().zip(row).zip(rrow) {
+                    *a = u8::from(*v > t * *r);
                 }
-            }
-            if let Some(s) = start {
-                runs.push(Run {
-                    y: y as u32,
-                    x0: s as u32,
-                    x1: width as u32,
-                });
-            }
-            runs
-        })
+                runs_of_row(above, width, y as u32)
+            },
+        )
         .collect();
     let objects = label(rows, opts.min_area);
     if opts.deblend.nthresh < 2 {
@@ -230,6 +215,43 @@ pub fn detect(
         .par_iter()
         .flat_map_iter(|o| deblend(o, det, rms, width, t, opts.min_area, &opts.deblend))
         .collect()
+}
+
+/// The runs of ones in `above[..width]` (zero-padded to a multiple of 8).
+fn runs_of_row(above: &[u8], width: usize, y: u32) -> Vec<Run> {
+    let mut runs = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut x = 0;
+    while x < width {
+        if start.is_none() && x + 8 <= above.len() {
+            let word = u64::from_ne_bytes(above[x..x + 8].try_into().expect("eight bytes"));
+            if word == 0 {
+                x += 8;
+                continue;
+            }
+        }
+        match (above[x] != 0, start) {
+            (true, None) => start = Some(x),
+            (false, Some(s)) => {
+                runs.push(Run {
+                    y,
+                    x0: s as u32,
+                    x1: x as u32,
+                });
+                start = None;
+            }
+            _ => {}
+        }
+        x += 1;
+    }
+    if let Some(s) = start {
+        runs.push(Run {
+            y,
+            x0: s as u32,
+            x1: width as u32,
+        });
+    }
+    runs
 }
 
 /// Groups runs into 8-connected components (union–find over runs of adjacent rows).
