@@ -92,7 +92,7 @@ fn main() {
             let (t, _) = time(reps, || {
                 objs.iter()
                     .map(|o| measure(o, &px, &rms, w, h, &m, &|_, _| false))
-                    .count()
+                    .collect::<Vec<_>>()
             });
             out.insert("part_measure".into(), t.into());
         });
