@@ -181,16 +181,22 @@ pub fn measure(
         fl |= flags::APER_INCOMPLETE;
     }
     let fwhm = half_max_fwhm(obj, img, width, peak);
+    let known: Vec<(f64, f64)> = opts
+        .aperture_radii
+        .iter()
+        .copied()
+        .zip(flux_aper.iter().copied())
+        .collect();
     let flux_radius = flux_radius(
         img,
         rms,
         width,
         height,
-        x,
-        y,
+        (x, y),
         flux_iso,
         0.5,
         (6.0 * a).max(3.0),
+        &known,
     );
     // The window is a Gaussian whose FWHM is the half-light diameter (SExtractor, SEP).
     let win = if flux_radius.is_finite() {
@@ -294,25 +300,43 @@ pub fn flux_radius(
     rms: &[f32],
     width: usize,
     height: usize,
-    x: f64,
-    y: f64,
+    (x, y): (f64, f64),
     total: f64,
     frac: f64,
     rmax: f64,
+    known: &[(f64, f64)],
 ) -> f64 {
     if total.is_nan() || total <= 0.0 || !x.is_finite() || !y.is_finite() {
         return f64::NAN;
     }
     let target = frac * total;
     let sum = |r: f64| sum_circle(img, rms, width, height, x, y, r).flux;
-    let (mut lo, mut hi) = (0.0f64, rmax);
-    let at_max = sum(hi);
-    if at_max < target {
+    // Bracket: the apertures already summed (`known`: radius, flux) narrow it when one of
+    // them within `rmax` holds the target.
+    let (mut lo, mut flo) = (0.0f64, -target);
+    let mut bracket = None;
+    let mut sorted: Vec<(f64, f64)> = known.iter().copied().filter(|k| k.0 <= rmax).collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (r, f) in sorted {
+        if f >= target {
+            bracket = Some((r, f));
+            break;
+        }
+        (lo, flo) = (r, f - target);
+    }
+    let (mut hi, at_hi) = match bracket {
+        Some(b) => b,
+        None => {
+            (lo, flo) = (0.0, -target);
+            (rmax, sum(rmax))
+        }
+    };
+    if at_hi < target {
         return f64::NAN;
     }
     // Regula falsi (Illinois) on the smooth growth curve, to 0.005 px: the radius sizes a
     // centroid window, finer makes no difference there.
-    let (mut flo, mut fhi) = (-target, at_max - target);
+    let mut fhi = at_hi - target;
     let mut side = 0i8;
     let mut r = hi;
     for _ in 0..40 {

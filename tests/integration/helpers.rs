@@ -8,17 +8,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The repository root, looked up when the test runs (cargo sets CARGO_MANIFEST_DIR for
+/// test processes): a test binary reused from a build in another checkout (CI's clean clone
+/// shares the target directory) must not read that checkout's files.
+pub fn repo_root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 pub fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+    repo_root().join("tests/data")
 }
 
 pub fn sql_example(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("sql/examples")
-            .join(name),
-    )
-    .expect("example query exists")
+    std::fs::read_to_string(repo_root().join("sql/examples").join(name))
+        .expect("example query exists")
 }
 
 /// A scratch directory removed on drop.
@@ -204,9 +209,7 @@ pub fn s3_endpoint() -> Option<String> {
 
 /// Runs a Python script from tests/python with the test venv; returns its stdout parsed as JSON.
 pub fn run_python(python: &Path, script: &str, args: &[&str]) -> serde_json::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(script);
+    let path = repo_root().join("tests/python").join(script);
     let out = std::process::Command::new(python)
         .arg(&path)
         .args(args)

@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+    super::helpers::repo_root().join("tests/golden")
 }
 
 fn golden() -> Value {

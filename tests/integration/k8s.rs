@@ -15,7 +15,8 @@ fn every_overlay_renders_validates_and_runs_real_commands() {
         return;
     };
     let venv = Path::new(&venv);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root_buf = super::helpers::repo_root();
+    let root = root_buf.as_path();
     let out = std::process::Command::new(venv.join("bin/python"))
         .arg(root.join("k8s/check.py"))
         .args(["--astropipe", env!("CARGO_BIN_EXE_astropipe")])

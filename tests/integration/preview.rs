@@ -81,8 +81,7 @@ fn preview_draws_detections_and_cosmic_rays() {
 
     // A larger frame is binned down to --max-size.
     let big = s.path("sep.png");
-    let frame =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/sep_frame.fits.gz");
+    let frame = super::helpers::repo_root().join("tests/golden/sep_frame.fits.gz");
     astropipe_ok(
         &[],
         &[
