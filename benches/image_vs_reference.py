@@ -13,7 +13,8 @@ benches/fits_vs_astropy.py), then times on that array:
   - numpy.median(axis=0) of 10 frames of 4096^2 (Gaussian noise, as bench_image.py's calib);
 and runs `cargo bench --bench image_stages -- FILE` for astropipe's background + detection
 (with deblending) + measurement (windowed centroids, apertures, AUTO) and L.A.Cosmic, on one
-thread and on all cores, and its median combine of 10 such frames. Prints the ratios (astropipe / reference; below 1 = astropipe faster).
+thread and on all cores (timing the call on the image buffer it consumes, as ingest hands it
+over; SEP's timing includes its own `data - back` array), and its median combine of 10 such frames. Prints the ratios (astropipe / reference; below 1 = astropipe faster).
 """
 import argparse, json, os, statistics, subprocess, sys, time
 import numpy as np

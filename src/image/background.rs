@@ -46,7 +46,7 @@ pub struct Background {
     d2_back: Vec<f32>,
     d2_sigma: Vec<f32>,
     /// Per column: spline weights; per segment: its columns (see [`x_table`]).
-    x_weights: Vec<[f32; 4]>,
+    x_weights: [Vec<f32>; 4],
     x_segments: Vec<(usize, usize, usize)>,
     /// Median of the mesh backgrounds and σs.
     pub global_back: f32,
@@ -177,8 +177,10 @@ impl Background {
         // Pixels in runs along each spline segment, the cubic's weights from a per-image table.
         for &(i, x0, x1) in &self.x_segments {
             let (lo, hi, dlo, dhi) = (node[i], node[i + 1], d2x[i] / 6.0, d2x[i + 1] / 6.0);
-            for (o, w) in out[x0..x1].iter_mut().zip(&self.x_weights[x0..x1]) {
-                *o = w[0] * lo + w[1] * hi + w[2] * dlo + w[3] * dhi;
+            let [w0, w1, w2, w3] = &self.x_weights;
+            let (w0, w1, w2, w3) = (&w0[x0..x1], &w1[x0..x1], &w2[x0..x1], &w3[x0..x1]);
+            for (k, o) in out[x0..x1].iter_mut().enumerate() {
+                *o = w0[k] * lo + w1[k] * hi + w2[k] * dlo + w3[k] * dhi;
             }
         }
     }
@@ -187,21 +189,27 @@ impl Background {
 /// For every column x: the spline segment and the weights (1 − t, t, (1−t)³ − (1−t),
 /// t³ − t) of its nodes and second derivatives; and the runs of columns per segment.
 #[allow(clippy::type_complexity)]
-fn x_table(width: usize, mesh: usize, nx: usize) -> (Vec<[f32; 4]>, Vec<(usize, usize, usize)>) {
-    let mut weights = Vec::with_capacity(width);
+fn x_table(width: usize, mesh: usize, nx: usize) -> ([Vec<f32>; 4], Vec<(usize, usize, usize)>) {
+    let mut weights: [Vec<f32>; 4] = std::array::from_fn(|_| Vec::with_capacity(width));
     let mut runs: Vec<(usize, usize, usize)> = Vec::new();
     if nx < 2 {
-        return (vec![[1.0, 0.0, 0.0, 0.0]; width], vec![(0, 0, width)]);
+        return (
+            [
+                vec![1.0; width],
+                vec![0.0; width],
+                vec![0.0; width],
+                vec![0.0; width],
+            ],
+            vec![(0, 0, width)],
+        );
     }
     for x in 0..width {
         let (i, t) = segment((x as f64 + 0.5) / mesh as f64 - 0.5, nx);
         let a = 1.0 - t;
-        weights.push([
-            a as f32,
-            t as f32,
-            (a * a * a - a) as f32,
-            (t * t * t - t) as f32,
-        ]);
+        weights[0].push(a as f32);
+        weights[1].push(t as f32);
+        weights[2].push((a * a * a - a) as f32);
+        weights[3].push((t * t * t - t) as f32);
         match runs.last_mut() {
             Some(r) if r.0 == i => r.2 = x + 1,
             _ => runs.push((i, x, x + 1)),
@@ -370,37 +378,36 @@ fn lane_sums(row: &[f32], f: impl Fn(f32) -> (bool, f32)) -> (u32, f32, f32) {
 /// Sums over bin ranges come from prefix sums, so each iteration costs O(log n).
 fn histogram_mode(hist: &[u64]) -> (f64, f64) {
     let top = hist.len() - 1;
-    // c[i], s[i], q[i]: Σ over bins < i of count, count·bin, count·bin².
-    let mut c = Vec::with_capacity(hist.len() + 1);
-    let mut sm = Vec::with_capacity(hist.len() + 1);
-    let mut q = Vec::with_capacity(hist.len() + 1);
-    let (mut ac, mut asm, mut aq) = (0f64, 0f64, 0f64);
-    c.push(0.0);
-    sm.push(0.0);
-    q.push(0.0);
+    // c[i], s[i], q[i]: Σ over bins < i of count, count·bin, count·bin², in integers (exact,
+    // and one-cycle adds: the chain runs over every bin of every mesh).
+    let len = hist.len() + 1;
+    let (mut c, mut sm, mut q) = (vec![0u64; len], vec![0u64; len], vec![0u64; len]);
+    let (mut ac, mut asm, mut aq) = (0u64, 0u64, 0u64);
     for (i, &h) in hist.iter().enumerate() {
-        let h = h as f64;
+        let i = i as u64;
         ac += h;
-        asm += h * i as f64;
-        aq += h * (i as f64) * (i as f64);
-        c.push(ac);
-        sm.push(asm);
-        q.push(aq);
+        asm += h * i;
+        aq += h * i * i;
+        c[i as usize + 1] = ac;
+        sm[i as usize + 1] = asm;
+        q[i as usize + 1] = aq;
     }
     let (mut lo, mut hi) = (0usize, top);
     let (mut mean, mut med, mut sig) = (0.0, 0.0, f64::INFINITY);
     for _ in 0..100 {
         let prev = sig;
-        let n = c[hi + 1] - c[lo];
+        let n = (c[hi + 1] - c[lo]) as f64;
         if n == 0.0 {
             break;
         }
-        mean = (sm[hi + 1] - sm[lo]) / n;
-        sig = ((q[hi + 1] - q[lo]) / n - mean * mean).max(0.0).sqrt();
+        mean = (sm[hi + 1] - sm[lo]) as f64 / n;
+        sig = ((q[hi + 1] - q[lo]) as f64 / n - mean * mean)
+            .max(0.0)
+            .sqrt();
         // Interpolated median: the bin where the cumulative count reaches half.
-        let half = c[lo] + n / 2.0;
-        let k = c[lo + 1..=hi + 1].partition_point(|&v| v < half) + lo;
-        let below = c[k];
+        let half = c[lo] as f64 + n / 2.0;
+        let k = c[lo + 1..=hi + 1].partition_point(|&v| (v as f64) < half) + lo;
+        let below = c[k] as f64;
         let count = hist[k] as f64;
         med = k as f64 - 0.5
             + if count > 0.0 {
