@@ -4,12 +4,14 @@
 //! - [`background`]: SExtractor mesh background and RMS maps;
 //! - [`detect`]: matched filter, threshold, 8-connected labelling; [`deblend`]: 32-level
 //!   multi-threshold deblending;
-//! - [`measure`]: centroids, shapes, aperture and AUTO fluxes, flags ([`aperture`] holds the
-//!   aperture sums, [`flags`] the flag bits);
+//! - [`measure`]: isophotal and windowed centroids, shapes, aperture and AUTO fluxes,
+//!   half-light radius, FWHM, flags ([`aperture`] holds the aperture sums, [`flags`] the flag
+//!   bits); the neighbours flag is set here, across sources;
 //! - [`quality`]: per-exposure metrics;
 //! - [`preview`]: the picture of `astropipe preview` ([`png`] encodes it).
 //!
-//! Calibration, cosmic-ray rejection and deblending will each join as their own stage here.
+//! Calibration comes before, in [`crate::calib`] (it needs the header and the master frames).
+//! Not implemented: SExtractor's CLEAN pass (merging spurious detections in bright wings).
 
 pub mod aperture;
 pub mod background;

@@ -14,13 +14,21 @@ pub struct Quality {
     pub n_sources: usize,
 }
 
-/// Sources used for the seeing and shape statistics: unflagged and S/N ≥ 20.
+/// Sources used for the seeing and shape statistics: S/N ≥ 20 and none of the flags that
+/// distort a profile (saturated, truncated, bad pixels, blended, neighbours, cosmic ray).
 pub fn quality(ex: &Extraction) -> Quality {
     let good: Vec<_> = ex
         .sources
         .iter()
         .filter(|s| {
-            s.m.flags & (flags::SATURATED | flags::TRUNCATED | flags::BAD_PIXELS) == 0
+            s.m.flags
+                & (flags::SATURATED
+                    | flags::TRUNCATED
+                    | flags::BAD_PIXELS
+                    | flags::BLENDED
+                    | flags::NEIGHBOURS
+                    | flags::COSMIC_RAY)
+                == 0
                 && s.m.snr() >= 20.0
         })
         .collect();
