@@ -229,7 +229,7 @@ pub static EXPOSURES: LazyLock<SchemaRef> = LazyLock::new(|| {
         field(
             "cosmic_ray_pixels",
             Int64,
-            false,
+            true,
             "",
             "meta.number",
             "pixels flagged and cleaned as cosmic-ray hits (L.A.Cosmic)",
@@ -353,10 +353,12 @@ pub static SOURCES: LazyLock<SchemaRef> = LazyLock::new(|| {
             "pos.cartesian.y;instr.det",
             "0-based barycentre row",
         ),
+        // Columns added after catalogs were first written are nullable, so that the rows of
+        // older increments read as NULL there instead of failing the query.
         field(
             "x_win",
             Float64,
-            false,
+            true,
             "pix",
             "pos.cartesian.x;instr.det;stat.fit",
             "0-based windowed centroid column (SExtractor XWIN; ra/dec come from it)",
@@ -364,7 +366,7 @@ pub static SOURCES: LazyLock<SchemaRef> = LazyLock::new(|| {
         field(
             "y_win",
             Float64,
-            false,
+            true,
             "pix",
             "pos.cartesian.y;instr.det;stat.fit",
             "0-based windowed centroid row (SExtractor YWIN)",
