@@ -7,23 +7,9 @@ use astropipe::fits::FitsFile;
 use astropipe::fits::file::open_headers;
 use astropipe::fits::image::read_plane_from_file;
 use std::path::PathBuf;
-use std::time::Instant;
+mod common;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, T) {
-    let mut out = f();
-    let mut t = Vec::new();
-    for _ in 0..reps {
-        let t0 = Instant::now();
-        out = f();
-        t.push(t0.elapsed().as_secs_f64());
-    }
-    (median(t), out)
-}
+use common::*;
 
 fn main() {
     // `cargo test --all-targets` runs benches without `--bench`: nothing to time then.

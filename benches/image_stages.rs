@@ -7,37 +7,9 @@ use astropipe::calib::combine::{Method, combine};
 use astropipe::fits::FitsFile;
 use astropipe::image::cosmic::{CosmicOptions, clean};
 use astropipe::image::{ExtractOptions, extract};
-use std::time::Instant;
+mod common;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, T) {
-    let mut out = f();
-    let mut t = Vec::new();
-    for _ in 0..reps {
-        let t0 = Instant::now();
-        out = f();
-        t.push(t0.elapsed().as_secs_f64());
-    }
-    (median(t), out)
-}
-
-/// Like [`time`], with a fresh input from `setup` for each repetition, not timed (the image
-/// buffer extract consumes: ingest moves the decoded image in, no copy).
-fn time_consuming<I, T>(reps: usize, setup: impl Fn() -> I, mut f: impl FnMut(I) -> T) -> (f64, T) {
-    let mut out = f(setup());
-    let mut t = Vec::new();
-    for _ in 0..reps {
-        let input = setup();
-        let t0 = Instant::now();
-        out = f(input);
-        t.push(t0.elapsed().as_secs_f64());
-    }
-    (median(t), out)
-}
+use common::*;
 
 fn main() {
     // `cargo test --all-targets` runs benches without `--bench`: nothing to time then.

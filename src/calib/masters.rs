@@ -92,7 +92,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, String> {
             continue;
         };
         let master = stack(&frames, opts.method, |f| f.pixels.clone());
-        let m = write_master(opts, "bias", &frames, &master, w, h, None, &mut report)?;
+        let m = write_master(opts, "bias", &frames, &master, w, h, None)?;
         report.masters.push(m);
         bias_masters.insert((instr, bin), (master, w, h));
     }
@@ -121,7 +121,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, String> {
             let t = f.info.exptime.unwrap_or(1.0) as f32;
             minus_bias(f).into_iter().map(|v| v / t).collect()
         });
-        let m = write_master(opts, "dark", &frames, &master, w, h, None, &mut report)?;
+        let m = write_master(opts, "dark", &frames, &master, w, h, None)?;
         report.masters.push(m);
         dark_masters.insert((instr, bin), (master, w, h));
     }
@@ -158,16 +158,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, String> {
                 }
             })
             .collect();
-        let m = write_master(
-            opts,
-            "flat",
-            &frames,
-            &master,
-            w,
-            h,
-            Some(&bpm),
-            &mut report,
-        )?;
+        let m = write_master(opts, "flat", &frames, &master, w, h, Some(&bpm))?;
         report.masters.push(m);
     }
     Ok(report)
@@ -215,7 +206,6 @@ fn write_master(
     w: usize,
     h: usize,
     bpm: Option<&[f32]>,
-    _report: &mut BuildReport,
 ) -> Result<MasterReport, String> {
     let info = &frames[0].info;
     let mut mjds: Vec<f64> = frames.iter().filter_map(|f| f.info.mjd).collect();

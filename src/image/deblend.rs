@@ -14,6 +14,7 @@
 //! Everything is sized by the object itself: no pixel stack or sub-object limit to overflow.
 
 use super::detect::{Object, Run};
+use super::measure::Moments;
 
 /// Settings of the deblender.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -329,26 +330,18 @@ struct Gauss {
 
 impl Gauss {
     fn of(grid: &Grid, branch: &[u32]) -> Gauss {
-        let (mut s, mut sx, mut sy, mut sxx, mut syy, mut sxy) =
-            (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
+        let mut mom = Moments::default();
         for &i in branch {
             let p = &grid.pix[i as usize];
-            let w = p.flux.max(0.0);
-            let (x, y) = (p.x as f64, p.y as f64);
-            s += w;
-            sx += w * x;
-            sy += w * y;
-            sxx += w * x * x;
-            syy += w * y * y;
-            sxy += w * x * y;
+            mom.add(p.x as f64, p.y as f64, p.flux.max(0.0));
         }
-        let s = s.max(f64::MIN_POSITIVE);
-        let (mx, my) = (sx / s, sy / s);
+        mom.s = mom.s.max(f64::MIN_POSITIVE);
+        let s = mom.s;
+        let (mx, my, xx, yy, mut xy) = mom.central();
         // A branch sees only the top of its profile: its moments underestimate the wings, so
         // they are floored at the variance of a uniform pixel.
-        let xx = (sxx / s - mx * mx).max(0.0) + 1.0 / 12.0;
-        let yy = (syy / s - my * my).max(0.0) + 1.0 / 12.0;
-        let mut xy = sxy / s - mx * my;
+        let xx = xx.max(0.0) + 1.0 / 12.0;
+        let yy = yy.max(0.0) + 1.0 / 12.0;
         let lim = 0.99 * (xx * yy).sqrt();
         xy = xy.clamp(-lim, lim);
         let det = xx * yy - xy * xy;

@@ -96,7 +96,7 @@ pub fn measure(
     saturated: &dyn Fn(usize, usize) -> bool,
 ) -> Measurement {
     let mut fl = if obj.blended { flags::BLENDED } else { 0 };
-    let (mut s, mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
+    let mut mom = Moments::default();
     let mut peak = f64::NEG_INFINITY;
     let mut flux_iso = 0f64;
     for (x, y) in obj.pixels() {
@@ -112,23 +112,15 @@ pub fn measure(
         peak = peak.max(v);
         // Barycentre and moments use the positive part (pixels just above threshold can be
         // slightly negative in the unfiltered image).
-        let w = v.max(0.0);
-        let (xf, yf) = (x as f64, y as f64);
-        s += w;
-        sx += w * xf;
-        sy += w * yf;
-        sxx += w * xf * xf;
-        syy += w * yf * yf;
-        sxy += w * xf * yf;
+        mom.add(x as f64, y as f64, v.max(0.0));
     }
+    let s = mom.s;
     let (xmin, xmax, ymin, ymax) = obj.bbox();
     if xmin == 0 || ymin == 0 || xmax + 1 >= width || ymax + 1 >= height {
         fl |= flags::TRUNCATED;
     }
     let (x, y, mut x2, mut y2, xy) = if s > 0.0 {
-        let x = sx / s;
-        let y = sy / s;
-        (x, y, sxx / s - x * x, syy / s - y * y, sxy / s - x * y)
+        mom.central()
     } else {
         fl |= flags::ISO_INCOMPLETE;
         let (cx, cy) = ((xmin + xmax) as f64 / 2.0, (ymin + ymax) as f64 / 2.0);
@@ -231,6 +223,41 @@ pub fn measure(
         flux_auto_err: (auto.variance + poisson(auto.flux)).sqrt(),
         fwhm,
         flags: fl,
+    }
+}
+
+/// Weighted sums for a barycentre and second moments.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Moments {
+    pub s: f64,
+    sx: f64,
+    sy: f64,
+    sxx: f64,
+    syy: f64,
+    sxy: f64,
+}
+
+impl Moments {
+    #[inline]
+    pub fn add(&mut self, x: f64, y: f64, w: f64) {
+        self.s += w;
+        self.sx += w * x;
+        self.sy += w * y;
+        self.sxx += w * x * x;
+        self.syy += w * y * y;
+        self.sxy += w * x * y;
+    }
+
+    /// (x̄, ȳ, x², y², xy) for a positive total weight.
+    pub fn central(&self) -> (f64, f64, f64, f64, f64) {
+        let (x, y) = (self.sx / self.s, self.sy / self.s);
+        (
+            x,
+            y,
+            self.sxx / self.s - x * x,
+            self.syy / self.s - y * y,
+            self.sxy / self.s - x * y,
+        )
     }
 }
 
