@@ -267,6 +267,7 @@ async fn ingest_cmd(file: &FileConfig, a: IngestArgs) -> Result<(), AppError> {
         (_, None) => None,
     };
     opts.extract = file.extract(&a.extract).map_err(usage)?;
+    opts.fits = file.fits_limits(&a.fits).map_err(usage)?;
     if let Some(dir) = &a.calib {
         let lib = crate::calib::Library::load(dir).map_err(usage)?;
         opts.extract.calib = Some(crate::calib::CalibRef(std::sync::Arc::new(lib)));
@@ -325,12 +326,7 @@ async fn compact_cmd(file: &FileConfig, a: CompactArgs) -> Result<(), AppError> 
 }
 
 async fn serve_cmd(file: &FileConfig, a: ServeArgs) -> Result<(), AppError> {
-    let mut opts = ServeOptions::new(file.catalog(&a.catalog), file.addr(&a).map_err(usage)?);
-    opts.refresh = file.refresh(&a).map_err(usage)?;
-    opts.tables = file.tables(&a.tables);
-    opts.flight_addr = file.flight_addr(&a).map_err(usage)?;
-    opts.auth_token = file.auth_token(&a).map_err(usage)?;
-    opts.limits = file.limits(&a).map_err(usage)?;
+    let opts = file.serve_options(&a).map_err(usage)?;
     let server = Server::build(&opts).await?;
     server.run_until_stopped(shutdown::signal()).await?;
     Ok(())
@@ -348,6 +344,18 @@ async fn worker_cmd(file: &FileConfig, a: WorkerArgs) -> Result<(), AppError> {
                 .into(),
         });
     }
+    if a.max_attempts == 0
+        || a.job_timeout_seconds == 0
+        || a.upload_timeout_seconds == 0
+        || a.max_upload_mb == 0
+        || a.submit_per_minute == 0
+        || a.max_queued_jobs == 0
+        || a.max_client_queued_jobs == 0
+    {
+        return Err(usage(
+            "--max-attempts, --job-timeout-seconds, --upload-timeout-seconds, --max-upload-mb, --submit-per-minute, --max-queued-jobs and --max-client-queued-jobs must be at least 1",
+        ));
+    }
     let mut opts = WorkerOptions::new(file.catalog(&a.catalog), addr);
     opts.concurrency = a.concurrency;
     opts.lease = std::time::Duration::from_secs(a.lease_seconds);
@@ -362,6 +370,21 @@ async fn worker_cmd(file: &FileConfig, a: WorkerArgs) -> Result<(), AppError> {
         }
         opts.auth_token = Some(t);
     }
+    opts.allowed = std::sync::Arc::new(
+        crate::ingest::inputs::InputRoots::parse(&a.allow_inputs).map_err(usage)?,
+    );
+    opts.max_upload_bytes = a.max_upload_mb << 20;
+    opts.max_attempts = a.max_attempts;
+    opts.job_timeout = std::time::Duration::from_secs(a.job_timeout_seconds);
+    opts.submit_per_minute = a.submit_per_minute;
+    opts.max_queued = a.max_queued_jobs;
+    opts.max_client_queued = a.max_client_queued_jobs;
+    opts.retention = std::time::Duration::from_secs(a.job_retention_hours * 3600);
+    opts.fits = file.fits_limits(&a.fits).map_err(usage)?;
+    let upload_timeout = std::time::Duration::from_secs(a.upload_timeout_seconds);
+    opts.conn = file
+        .conn(&a.conn, crate::worker::conn_limits(upload_timeout))
+        .map_err(usage)?;
     let worker = Worker::build(opts).await.map_err(|e| AppError {
         code: EXIT_FAILURE,
         message: e.to_string(),
@@ -385,7 +408,16 @@ async fn sql_cmd(file: &FileConfig, a: SqlArgs) -> Result<(), AppError> {
         OutputFormat::Json => Format::Json,
         OutputFormat::Ndjson => Format::Ndjson,
     };
-    let mut stream = query::execute(&ctx, &a.query).await?;
+    // A one-off query from the operator's own shell: the structural limits only.
+    let limited = query::execute(
+        &ctx,
+        &a.query,
+        None,
+        &query::Limits::default(),
+        &query::Budget::unlimited(),
+    )
+    .await?;
+    let mut stream = limited.stream;
     let (mut enc, head) = BatchEncoder::new(format, &stream.schema())?;
     let mut out = std::io::stdout().lock();
     out.write_all(&head)?;

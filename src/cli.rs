@@ -199,6 +199,8 @@ pub struct IngestArgs {
     /// Process inputs already in the catalog again and replace their rows (atomically).
     #[arg(long, env = "ASTROPIPE_REPROCESS")]
     pub reprocess: bool,
+    #[command(flatten)]
+    pub fits: FitsLimitArgs,
     /// Calibrate with the masters in this directory (made by `astropipe calib build`):
     /// bias, dark and flat matched by instrument, binning, filter and nearest date.
     #[arg(long, env = "ASTROPIPE_CALIB")]
@@ -270,6 +272,84 @@ pub struct ServeArgs {
     /// Seconds between checks for newly committed catalog versions [default: 5]
     #[arg(long, env = "ASTROPIPE_REFRESH_SECONDS")]
     pub refresh_seconds: Option<u64>,
+    #[command(flatten)]
+    pub query_limits: QueryLimitArgs,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// What queries may cost (`serve`).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Query limits")]
+pub struct QueryLimitArgs {
+    /// Memory all queries together may use, MiB [default: half the container's memory]
+    #[arg(long, env = "ASTROPIPE_MEMORY_MB")]
+    pub memory_mb: Option<usize>,
+    /// Bytes one query may spill to disk, MiB; 0 turns spilling off [default: 1024]
+    #[arg(long, env = "ASTROPIPE_QUERY_SPILL_MB")]
+    pub query_spill_mb: Option<u64>,
+    /// Bytes all queries together may spill, MiB [default: 4096]
+    #[arg(long, env = "ASTROPIPE_SPILL_MB")]
+    pub spill_mb: Option<u64>,
+    /// Most bytes of one result; larger results are cut and say so [default: 1024]
+    #[arg(long, env = "ASTROPIPE_RESULT_MB")]
+    pub result_mb: Option<usize>,
+    /// Longest SQL or ADQL statement accepted, bytes [default: 262144]
+    #[arg(long, env = "ASTROPIPE_MAX_QUERY_BYTES")]
+    pub max_query_bytes: Option<usize>,
+    /// Deepest nesting of expressions, subqueries and brackets, and longest chain of
+    /// AND/OR/+/UNION/JOIN, in a statement [default: 128]
+    #[arg(long, env = "ASTROPIPE_MAX_QUERY_DEPTH")]
+    pub max_query_depth: Option<usize>,
+    /// Largest value a function such as repeat, lpad or array_repeat may build, MiB [default: 16]
+    #[arg(long, env = "ASTROPIPE_MAX_VALUE_MB")]
+    pub max_value_mb: Option<usize>,
+    /// Queries one client may run at once [default: 4]
+    #[arg(long, env = "ASTROPIPE_MAX_CLIENT_QUERIES")]
+    pub max_client_queries: Option<usize>,
+    /// Flight SQL prepared statements one client may keep open (each closes after an hour
+    /// unused) [default: 64]
+    #[arg(long, env = "ASTROPIPE_MAX_CLIENT_PREPARED")]
+    pub max_client_prepared: Option<usize>,
+    /// Async TAP jobs one client may keep [default: 32]
+    #[arg(long, env = "ASTROPIPE_MAX_CLIENT_TAP_JOBS")]
+    pub max_client_tap_jobs: Option<usize>,
+    /// Directory async TAP results are written to [default: the temporary directory]
+    #[arg(long, env = "ASTROPIPE_TAP_RESULTS_DIR")]
+    pub tap_results_dir: Option<PathBuf>,
+    /// Bytes of async TAP results kept on disk, all jobs together, MiB [default: 8192]
+    #[arg(long, env = "ASTROPIPE_TAP_RESULTS_MB")]
+    pub tap_results_mb: Option<u64>,
+}
+
+/// Connection deadlines and caps (`serve`, `worker`).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Connections")]
+pub struct ConnArgs {
+    /// Seconds a client has to send a complete request header [default: 10]
+    #[arg(long, env = "ASTROPIPE_HEADER_TIMEOUT_SECONDS")]
+    pub header_timeout_seconds: Option<u64>,
+    /// Seconds a client has to send a request body [default: 30]
+    #[arg(long, env = "ASTROPIPE_BODY_TIMEOUT_SECONDS")]
+    pub body_timeout_seconds: Option<u64>,
+    /// Seconds a keep-alive connection may wait for its next request [default: 60]
+    #[arg(long, env = "ASTROPIPE_IDLE_TIMEOUT_SECONDS")]
+    pub idle_timeout_seconds: Option<u64>,
+    /// Open connections at most (idle and slow ones are closed first to make room)
+    /// [default: 3/4 of the file-descriptor limit, at most 4096]
+    #[arg(long, env = "ASTROPIPE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Open connections one client address may hold [default: a quarter of --max-connections]
+    #[arg(long, env = "ASTROPIPE_MAX_CLIENT_CONNECTIONS")]
+    pub max_client_connections: Option<usize>,
+    /// A proxy (address or CIDR) whose X-Forwarded-For/-Host/-Proto are believed; repeatable
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        env = "ASTROPIPE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -299,6 +379,62 @@ pub struct WorkerArgs {
     /// and metrics stay open.
     #[arg(long, env = "ASTROPIPE_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
+    /// A directory or s3://bucket/prefix job inputs may name (repeatable); without one the
+    /// jobs API takes uploads only
+    #[arg(
+        long = "allow-input",
+        value_name = "DIR|s3://BUCKET/PREFIX",
+        env = "ASTROPIPE_ALLOW_INPUTS",
+        value_delimiter = ','
+    )]
+    pub allow_inputs: Vec<String>,
+    /// Largest uploaded FITS body, MiB
+    #[arg(long, env = "ASTROPIPE_MAX_UPLOAD_MB", default_value_t = 2048)]
+    pub max_upload_mb: u64,
+    /// Seconds an upload may take to arrive
+    #[arg(long, env = "ASTROPIPE_UPLOAD_TIMEOUT_SECONDS", default_value_t = 600)]
+    pub upload_timeout_seconds: u64,
+    /// Runs of one job (a worker that dies on it counts) before it ends failed
+    #[arg(long, env = "ASTROPIPE_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Longest one run of a job may take, seconds
+    #[arg(long, env = "ASTROPIPE_JOB_TIMEOUT_SECONDS", default_value_t = 3600)]
+    pub job_timeout_seconds: u64,
+    /// Jobs one client may submit per minute
+    #[arg(long, env = "ASTROPIPE_SUBMIT_PER_MINUTE", default_value_t = 60)]
+    pub submit_per_minute: u32,
+    /// Jobs waiting at most; submissions beyond get 429
+    #[arg(long, env = "ASTROPIPE_MAX_QUEUED_JOBS", default_value_t = 10_000)]
+    pub max_queued_jobs: usize,
+    /// Jobs one client may have waiting
+    #[arg(
+        long,
+        env = "ASTROPIPE_MAX_CLIENT_QUEUED_JOBS",
+        default_value_t = 1_000
+    )]
+    pub max_client_queued_jobs: usize,
+    /// Hours finished jobs are kept
+    #[arg(long, env = "ASTROPIPE_JOB_RETENTION_HOURS", default_value_t = 168)]
+    pub job_retention_hours: u64,
+    #[command(flatten)]
+    pub fits: FitsLimitArgs,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// What an input FITS file may claim (`ingest`, `worker`).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Input limits")]
+pub struct FitsLimitArgs {
+    /// Most pixels of one image (plain or compressed) [default: 268435456, a 16384² image]
+    #[arg(long, env = "ASTROPIPE_MAX_IMAGE_PIXELS")]
+    pub max_image_pixels: Option<u64>,
+    /// Most cards in one header [default: 100000]
+    #[arg(long, env = "ASTROPIPE_MAX_HEADER_CARDS")]
+    pub max_header_cards: Option<usize>,
+    /// Largest file once decompressed, MiB [default: 4096]
+    #[arg(long, env = "ASTROPIPE_MAX_DECOMPRESSED_MB")]
+    pub max_decompressed_mb: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

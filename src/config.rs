@@ -2,7 +2,9 @@
 //! already merged environment and flags; the file fills what they left unset), then defaults.
 
 use crate::cli::{CatalogArg, ExtractArgs, ServeArgs};
+use crate::http::conn::ConnLimits;
 use crate::image::ExtractOptions;
+use crate::server::ServeOptions;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -52,6 +54,25 @@ pub struct ServeSection {
     pub query_timeout_seconds: Option<u64>,
     pub query_memory_mb: Option<usize>,
     pub row_limit: Option<usize>,
+    pub memory_mb: Option<usize>,
+    pub query_spill_mb: Option<u64>,
+    pub spill_mb: Option<u64>,
+    pub result_mb: Option<usize>,
+    pub max_query_bytes: Option<usize>,
+    pub max_query_depth: Option<usize>,
+    pub max_value_mb: Option<usize>,
+    pub max_client_queries: Option<usize>,
+    pub max_client_prepared: Option<usize>,
+    pub max_client_tap_jobs: Option<usize>,
+    pub tap_results_dir: Option<std::path::PathBuf>,
+    pub tap_results_mb: Option<u64>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    pub header_timeout_seconds: Option<u64>,
+    pub body_timeout_seconds: Option<u64>,
+    pub idle_timeout_seconds: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_client_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -232,15 +253,28 @@ impl FileConfig {
     }
 
     pub fn limits(&self, a: &ServeArgs) -> Result<crate::query::Limits, ConfigError> {
+        let f = &self.serve;
+        let q = &a.query_limits;
         let timeout = a
             .query_timeout_seconds
-            .or(self.serve.query_timeout_seconds)
+            .or(f.query_timeout_seconds)
             .unwrap_or(60);
-        let memory = a
-            .query_memory_mb
-            .or(self.serve.query_memory_mb)
-            .unwrap_or(1024);
-        let rows = a.row_limit.or(self.serve.row_limit).unwrap_or(1_000_000);
+        let memory = a.query_memory_mb.or(f.query_memory_mb).unwrap_or(1024);
+        let rows = a.row_limit.or(f.row_limit).unwrap_or(1_000_000);
+        let result_mb = q.result_mb.or(f.result_mb).unwrap_or(1024);
+        let spill_mb = q.query_spill_mb.or(f.query_spill_mb).unwrap_or(1024);
+        let statement = q
+            .max_query_bytes
+            .or(f.max_query_bytes)
+            .unwrap_or(crate::query::limits::DEFAULT_MAX_STATEMENT_BYTES);
+        let depth = q
+            .max_query_depth
+            .or(f.max_query_depth)
+            .unwrap_or(crate::query::limits::DEFAULT_MAX_DEPTH);
+        let value_mb = q
+            .max_value_mb
+            .or(f.max_value_mb)
+            .unwrap_or(crate::query::limits::DEFAULT_MAX_VALUE_BYTES >> 20);
         if timeout == 0 {
             return Err(invalid(
                 "query_timeout_seconds",
@@ -254,11 +288,176 @@ impl FileConfig {
         if rows == 0 {
             return Err(invalid("row_limit", rows, "must be at least 1"));
         }
+        if result_mb == 0 {
+            return Err(invalid("result_mb", result_mb, "must be at least 1"));
+        }
+        if !(64..=(64 << 20)).contains(&statement) {
+            return Err(invalid(
+                "max_query_bytes",
+                statement,
+                "must be between 64 and 67108864",
+            ));
+        }
+        if !(8..=4096).contains(&depth) {
+            return Err(invalid(
+                "max_query_depth",
+                depth,
+                "must be between 8 and 4096",
+            ));
+        }
+        if value_mb == 0 {
+            return Err(invalid("max_value_mb", value_mb, "must be at least 1"));
+        }
         Ok(crate::query::Limits {
             timeout: Some(Duration::from_secs(timeout)),
             memory: Some(memory << 20),
             max_rows: Some(rows),
+            max_result_bytes: Some(result_mb << 20),
+            spill_bytes: Some(spill_mb << 20),
+            max_statement_bytes: statement,
+            max_depth: depth,
+            max_value_bytes: value_mb << 20,
         })
+    }
+
+    /// Connection deadlines and caps from `--header-timeout-seconds` and friends (the
+    /// `[serve]` section of the file is shared with the worker's).
+    pub fn conn(
+        &self,
+        a: &crate::cli::ConnArgs,
+        base: ConnLimits,
+    ) -> Result<ConnLimits, ConfigError> {
+        let f = &self.serve;
+        let secs = |key: &'static str, v: Option<u64>, d: Duration| match v {
+            Some(0) => Err(invalid(key, 0, "must be at least 1")),
+            Some(s) => Ok(Duration::from_secs(s)),
+            None => Ok(d),
+        };
+        let mut c = base;
+        c.header_timeout = secs(
+            "header_timeout_seconds",
+            a.header_timeout_seconds.or(f.header_timeout_seconds),
+            c.header_timeout,
+        )?;
+        c.body_timeout = secs(
+            "body_timeout_seconds",
+            a.body_timeout_seconds.or(f.body_timeout_seconds),
+            c.body_timeout,
+        )?;
+        c.idle_timeout = secs(
+            "idle_timeout_seconds",
+            a.idle_timeout_seconds.or(f.idle_timeout_seconds),
+            c.idle_timeout,
+        )?;
+        if let Some(n) = a.max_connections.or(f.max_connections) {
+            if n < 4 {
+                return Err(invalid("max_connections", n, "must be at least 4"));
+            }
+            c.max_connections = n;
+            c.max_client_connections = (n / 4).max(1);
+        }
+        if let Some(n) = a.max_client_connections.or(f.max_client_connections) {
+            if n == 0 {
+                return Err(invalid("max_client_connections", n, "must be at least 1"));
+            }
+            c.max_client_connections = n;
+        }
+        let proxies = if a.trusted_proxies.is_empty() {
+            &f.trusted_proxies
+        } else {
+            &a.trusted_proxies
+        };
+        let mut nets = Vec::new();
+        for p in proxies.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+            let net = p
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| invalid("trusted_proxy", p, "must be an IP address or CIDR"))?;
+            nets.push(net);
+        }
+        c.trusted_proxies = std::sync::Arc::new(nets);
+        Ok(c)
+    }
+
+    /// What input files may claim.
+    pub fn fits_limits(
+        &self,
+        a: &crate::cli::FitsLimitArgs,
+    ) -> Result<crate::fits::FitsLimits, ConfigError> {
+        let mut l = crate::fits::FitsLimits::default();
+        if let Some(n) = a.max_image_pixels {
+            if n < 1024 {
+                return Err(invalid("max_image_pixels", n, "must be at least 1024"));
+            }
+            l.max_pixels = n;
+        }
+        if let Some(n) = a.max_header_cards {
+            if n < 36 {
+                return Err(invalid("max_header_cards", n, "must be at least 36"));
+            }
+            l.max_header_cards = n;
+        }
+        if let Some(mb) = a.max_decompressed_mb {
+            if mb == 0 {
+                return Err(invalid("max_decompressed_mb", mb, "must be at least 1"));
+            }
+            l.max_bytes = mb << 20;
+        }
+        Ok(l)
+    }
+
+    /// Everything `serve` needs, validated.
+    pub fn serve_options(&self, a: &ServeArgs) -> Result<ServeOptions, ConfigError> {
+        let f = &self.serve;
+        let q = &a.query_limits;
+        let mut opts = ServeOptions::new(self.catalog(&a.catalog), self.addr(a)?);
+        opts.refresh = self.refresh(a)?;
+        opts.tables = self.tables(&a.tables);
+        opts.flight_addr = self.flight_addr(a)?;
+        opts.auth_token = self.auth_token(a)?;
+        opts.limits = self.limits(a)?;
+        if let Some(mb) = q.memory_mb.or(f.memory_mb) {
+            if mb < 16 {
+                return Err(invalid("memory_mb", mb, "must be at least 16"));
+            }
+            opts.memory = mb << 20;
+        }
+        if let Some(mb) = q.spill_mb.or(f.spill_mb) {
+            opts.spill = mb << 20;
+        }
+        let at_least_one = |key: &'static str, v: Option<usize>, d: usize| match v {
+            Some(0) => Err(invalid(key, 0, "must be at least 1")),
+            Some(n) => Ok(n),
+            None => Ok(d),
+        };
+        opts.client_queries = at_least_one(
+            "max_client_queries",
+            q.max_client_queries.or(f.max_client_queries),
+            opts.client_queries,
+        )?;
+        opts.prepared_per_client = at_least_one(
+            "max_client_prepared",
+            q.max_client_prepared.or(f.max_client_prepared),
+            opts.prepared_per_client,
+        )?;
+        opts.tap.jobs_per_client = at_least_one(
+            "max_client_tap_jobs",
+            q.max_client_tap_jobs.or(f.max_client_tap_jobs),
+            opts.tap.jobs_per_client,
+        )?;
+        if let Some(d) = q
+            .tap_results_dir
+            .clone()
+            .or_else(|| f.tap_results_dir.clone())
+        {
+            opts.tap.results_dir = d;
+        }
+        if let Some(mb) = q.tap_results_mb.or(f.tap_results_mb) {
+            opts.tap.results_bytes = mb << 20;
+        }
+        let base = crate::server::conn_limits_for(&opts.limits, Vec::new());
+        opts.conn = self.conn(&a.conn, base)?;
+        Ok(opts)
     }
 }
 

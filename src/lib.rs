@@ -16,6 +16,7 @@
 //! | [`storage`] | object stores from catalog URIs (local, s3://, memory://) |
 //! | [`query`] | DataFusion session with the UDFs, HEALPix-pruning table provider, `--table` discovery, `cone_search`/`xmatch`, limits, read-only guard, ADQL translation, TAP_SCHEMA, result encoders (JSON, CSV, Arrow, Parquet, VOTable) |
 //! | [`server`] | `serve`: HTTP API (SQL, TAP, Cone Search), Arrow Flight SQL, auth, probes, metrics, graceful shutdown |
+//! | [`http`] | HTTP plumbing `serve` and `worker` share: connections with deadlines and a cap, client identity behind trusted proxies, per-client slots and rates |
 //! | [`worker`] | `worker`: the image-processor service — jobs API, durable queue in the object store, leases |
 //! | [`telemetry`] | logging setup and every Prometheus metric |
 //! | [`synthetic`] | synthetic star fields with a known WCS (demo, tests, benches) |
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod fits;
+pub mod http;
 pub mod image;
 pub mod ingest;
 pub mod query;

@@ -32,6 +32,11 @@ pub struct Metrics {
     pub jobs_queue_depth: IntGauge,
     pub jobs_finished: IntCounterVec,
     pub job_seconds: HistogramVec,
+    pub http_connections: IntGauge,
+    pub http_connections_evicted: IntCounter,
+    pub http_connections_refused: IntCounter,
+    pub http_connections_timed_out: IntCounter,
+    pub refusals: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -125,6 +130,26 @@ fn build() -> Result<Metrics, prometheus::Error> {
             ]),
             &["stage"],
         )?,
+        http_connections: IntGauge::new("http_connections", "Open HTTP connections")?,
+        http_connections_evicted: IntCounter::new(
+            "http_connections_evicted_total",
+            "Idle or slow HTTP connections closed to make room for new ones",
+        )?,
+        http_connections_refused: IntCounter::new(
+            "http_connections_refused_total",
+            "HTTP connections closed at once: the client or the service had no free slot",
+        )?,
+        http_connections_timed_out: IntCounter::new(
+            "http_connections_timed_out_total",
+            "HTTP connections closed because their header, body, idle or request deadline passed",
+        )?,
+        refusals: IntCounterVec::new(
+            Opts::new(
+                "refusals_total",
+                "Requests refused or cut off by a limit, by limit",
+            ),
+            &["limit"],
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.build_info.clone()))?;
@@ -145,6 +170,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry.register(Box::new(m.jobs_queue_depth.clone()))?;
     m.registry.register(Box::new(m.jobs_finished.clone()))?;
     m.registry.register(Box::new(m.job_seconds.clone()))?;
+    m.registry.register(Box::new(m.http_connections.clone()))?;
+    m.registry
+        .register(Box::new(m.http_connections_evicted.clone()))?;
+    m.registry
+        .register(Box::new(m.http_connections_refused.clone()))?;
+    m.registry
+        .register(Box::new(m.http_connections_timed_out.clone()))?;
+    m.registry.register(Box::new(m.refusals.clone()))?;
     m.build_info
         .with_label_values(&[env!("CARGO_PKG_VERSION")])
         .set(1);

@@ -280,13 +280,22 @@ impl FitsFile {
         let n = layout
             .n_pixels()
             .ok_or_else(|| err("image too large".into()))?;
-        // Refuse sizes the file cannot back: every pixel needs at least a bit of compressed
-        // data, except for runs compressed by RICE's zero-block code (a bounded factor).
-        if n as u64 > (data.len() as u64 + 1) * 8 * 1024 {
-            return Err(err(format!(
-                "header claims {n} pixels for {} bytes of data",
-                data.len()
-            )));
+        // Refuse, before allocating, what the caps forbid and what the file cannot hold:
+        // each codec codes at most so many pixels per byte (see fits::limits).
+        self.check_pixels(hdu, n as u64)?;
+        if let Some(ratio) = super::limits::max_pixels_per_byte(layout, cols.gzip.is_some())
+            && n as u64 > (data.len() as u64 + 16).saturating_mul(ratio)
+        {
+            return Err(FitsError::Limit {
+                path: self.path.clone(),
+                hdu: hdu.index,
+                what: format!(
+                    "the header claims {n} pixels, but {} bytes of {} data hold at most {} pixels",
+                    data.len(),
+                    layout.codec.name(),
+                    (data.len() as u64 + 16).saturating_mul(ratio)
+                ),
+            });
         }
         let ntiles = layout.tiles_per_axis();
         let total_tiles: usize = ntiles.iter().product();

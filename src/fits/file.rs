@@ -2,12 +2,10 @@
 //! iterates them (header, data offset, data size), checked against the real file size.
 
 use super::header::Header;
+use super::limits::FitsLimits;
 use super::{FitsError, Result};
 use std::io::{Cursor, Read};
 use std::path::Path;
-
-/// Decompressed `.gz` files larger than this are refused (a gzip bomb must not exhaust memory).
-pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024 * 1024;
 
 /// What an HDU holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +57,8 @@ pub struct FitsFile {
     /// A problem found after the last good HDU (bad header, truncation): the HDUs before it
     /// are still usable.
     pub trailing_error: Option<FitsError>,
+    /// What the file may claim (checked before pixels are allocated).
+    pub limits: FitsLimits,
 }
 
 impl FitsFile {
@@ -72,10 +72,16 @@ impl FitsFile {
         Self::from_bytes(name, raw)
     }
 
-    /// Parses an in-memory file (gzip is detected by its magic bytes).
+    /// Parses an in-memory file (gzip is detected by its magic bytes) with the default limits.
     pub fn from_bytes(path: String, raw: Vec<u8>) -> Result<Self> {
+        Self::from_bytes_with(path, raw, FitsLimits::default())
+    }
+
+    /// Parses an in-memory file under `limits`: a gzip stream is inflated no further than
+    /// its headers claim (each claim checked first), headers longer than allowed are refused.
+    pub fn from_bytes_with(path: String, raw: Vec<u8>, limits: FitsLimits) -> Result<Self> {
         let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-            gunzip(&path, &raw, DEFAULT_MAX_BYTES)?
+            gunzip(&path, &raw, &limits)?
         } else {
             raw
         };
@@ -87,12 +93,42 @@ impl FitsFile {
         if hdus.is_empty() {
             return Err(trailing_error.unwrap_or(FitsError::NotFits { path }));
         }
+        if let Some(h) = hdus
+            .iter()
+            .find(|h| h.header.cards().len() > limits.max_header_cards)
+        {
+            return Err(FitsError::Limit {
+                path,
+                hdu: h.index,
+                what: format!(
+                    "the header has {} cards; at most {} are accepted (--max-header-cards)",
+                    h.header.cards().len(),
+                    limits.max_header_cards
+                ),
+            });
+        }
         Ok(FitsFile {
             path,
             bytes,
             hdus,
             trailing_error,
+            limits,
         })
+    }
+
+    /// Refuses an image of `pixels` pixels beyond the pixel cap, before it is allocated.
+    pub fn check_pixels(&self, hdu: &Hdu, pixels: u64) -> Result<()> {
+        if pixels > self.limits.max_pixels {
+            return Err(FitsError::Limit {
+                path: self.path.clone(),
+                hdu: hdu.index,
+                what: format!(
+                    "the header claims {pixels} pixels; at most {} are accepted (--max-image-pixels)",
+                    self.limits.max_pixels
+                ),
+            });
+        }
+        Ok(())
     }
 
     pub fn hdu(&self, index: usize) -> Result<&Hdu> {
@@ -110,21 +146,130 @@ impl FitsFile {
     }
 }
 
-fn gunzip(path: &str, raw: &[u8], limit: u64) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(raw.len() * 4);
-    let mut dec = flate2::read::MultiGzDecoder::new(raw).take(limit + 1);
-    dec.read_to_end(&mut out)
-        .map_err(|source| FitsError::Gzip {
+/// Inflates a gzip-compressed FITS file no further than its headers claim.
+///
+/// The stream is read HDU by HDU: header blocks until END (at most the card cap), then
+/// exactly the data the header declares (`|BITPIX|/8 × GCOUNT × (PCOUNT + ΠNAXISn)`, padded),
+/// each claim checked against the caps before it is read. What follows the last HDU that is
+/// not another extension header is left compressed. So a bomb — a small file that inflates
+/// to gigabytes — costs no more memory than its headers honestly claim.
+fn gunzip(path: &str, raw: &[u8], limits: &FitsLimits) -> Result<Vec<u8>> {
+    let gz = |source| FitsError::Gzip {
+        path: path.to_string(),
+        source,
+    };
+    let too_large = || FitsError::TooLarge {
+        path: path.to_string(),
+        limit: limits.max_bytes,
+    };
+    let mut dec = flate2::read::MultiGzDecoder::new(raw);
+    let mut out: Vec<u8> = Vec::with_capacity(raw.len().saturating_mul(2).min(64 << 20));
+    // Reads up to `n` more bytes; returns how many came (fewer at the end of the stream).
+    let mut fill = |out: &mut Vec<u8>, n: u64| -> Result<u64> {
+        let before = out.len();
+        (&mut dec).take(n).read_to_end(out).map_err(gz)?;
+        Ok((out.len() - before) as u64)
+    };
+    let mut hdu = 0usize;
+    loop {
+        let start = out.len();
+        // The header: blocks until one holds END.
+        let mut cards = 0usize;
+        loop {
+            if fill(&mut out, 2880)? < 2880 {
+                // The end, or a partial block: list_hdus reports what is wrong with it.
+                return Ok(out);
+            }
+            let block = &out[out.len() - 2880..];
+            if out.len() - start == 2880 {
+                let first = &block[..8];
+                let opens = if hdu == 0 {
+                    first == b"SIMPLE  "
+                } else {
+                    first == b"XTENSION"
+                };
+                if !opens {
+                    // Not FITS, or special records after the last HDU: stop here.
+                    if hdu > 0 {
+                        out.truncate(start);
+                    }
+                    return Ok(out);
+                }
+            }
+            let end = block
+                .chunks(80)
+                .any(|c| c.starts_with(b"END") && c[3..].iter().all(|b| *b == b' '));
+            cards += 36;
+            if cards > limits.max_header_cards + 36 {
+                return Err(FitsError::Limit {
+                    path: path.to_string(),
+                    hdu,
+                    what: format!(
+                        "the header has more than {} cards (--max-header-cards)",
+                        limits.max_header_cards
+                    ),
+                });
+            }
+            if end {
+                break;
+            }
+        }
+        let header = parse_header_cards(&out[start..]).map_err(|message| FitsError::Header {
             path: path.to_string(),
-            source,
+            hdu,
+            message,
         })?;
-    if out.len() as u64 > limit {
-        return Err(FitsError::TooLarge {
+        let data = claimed_data_bytes(&header).ok_or_else(|| FitsError::Header {
             path: path.to_string(),
-            limit,
-        });
+            hdu,
+            message: "the data size the header declares overflows".into(),
+        })?;
+        // An image's pixels are checked before its data are inflated.
+        let image = header
+            .str("XTENSION")
+            .is_none_or(|x| x.trim().eq_ignore_ascii_case("IMAGE"));
+        let bytes_per_pixel = header.i64("BITPIX").unwrap_or(8).unsigned_abs() / 8;
+        if image && bytes_per_pixel > 0 && data / bytes_per_pixel > limits.max_pixels {
+            return Err(FitsError::Limit {
+                path: path.to_string(),
+                hdu,
+                what: format!(
+                    "the header claims {} pixels; at most {} are accepted (--max-image-pixels)",
+                    data / bytes_per_pixel,
+                    limits.max_pixels
+                ),
+            });
+        }
+        let padded = data.div_ceil(2880).saturating_mul(2880);
+        if (out.len() as u64).saturating_add(padded) > limits.max_bytes {
+            return Err(too_large());
+        }
+        if fill(&mut out, padded)? < padded {
+            // Truncated: list_hdus says so with the numbers.
+            return Ok(out);
+        }
+        hdu += 1;
     }
-    Ok(out)
+}
+
+/// Bytes of the data unit a header declares: `|BITPIX|/8 × GCOUNT × (PCOUNT + ΠNAXISn)`
+/// (FITS 4.0 §4.4.1), or None on overflow.
+pub fn claimed_data_bytes(h: &Header) -> Option<u64> {
+    let bitpix = h.i64("BITPIX").unwrap_or(8).unsigned_abs() / 8;
+    let naxis = h.i64("NAXIS").unwrap_or(0).clamp(0, 999) as usize;
+    if naxis == 0 {
+        return Some(0);
+    }
+    let mut n: u64 = 1;
+    for i in 1..=naxis {
+        let a = h.i64(&format!("NAXIS{i}")).unwrap_or(0).max(0) as u64;
+        n = n.checked_mul(a)?;
+    }
+    let pcount = h.i64("PCOUNT").unwrap_or(0).max(0) as u64;
+    let gcount = h.i64("GCOUNT").unwrap_or(1).max(0) as u64;
+    bitpix
+        .checked_mul(gcount)?
+        .checked_mul(n.checked_add(pcount)?)
 }
 
 /// Iterates the HDUs with fitsrs. fitsrs does not check that a data unit fits in the file, so

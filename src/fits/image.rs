@@ -261,6 +261,7 @@ impl FitsFile {
             });
         }
         let n = width.checked_mul(height).ok_or_else(too_big)?;
+        self.check_pixels(hdu, n as u64)?;
         let nbytes = n.checked_mul(layout.bitpix.bytes()).ok_or_else(too_big)?;
         let start = (hdu.data_offset as usize)
             .checked_add(plane.checked_mul(nbytes).ok_or_else(too_big)?)

@@ -23,11 +23,13 @@ pub mod header;
 pub mod image;
 pub mod inspect;
 pub mod keywords;
+pub mod limits;
 pub mod writer;
 
 pub use file::{FitsFile, Hdu, HduKind};
 pub use header::{Card, Header, HeaderValue};
 pub use image::{Bitpix, ImageData, ImageDims, ImageLayout};
+pub use limits::FitsLimits;
 
 /// Everything that can go wrong reading a FITS file. Each variant names the file (and the HDU
 /// where it applies) so that an ingest report can say exactly what was wrong.
@@ -47,6 +49,12 @@ pub enum FitsError {
     },
     #[error("{path}: decompressed size exceeds the limit of {limit} bytes")]
     TooLarge { path: String, limit: u64 },
+    #[error("{path}: HDU {hdu}: refused: {what}")]
+    Limit {
+        path: String,
+        hdu: usize,
+        what: String,
+    },
     #[error("{path}: not a FITS file (does not start with SIMPLE  =)")]
     NotFits { path: String },
     #[error("{path}: HDU {hdu}: bad header: {message}")]

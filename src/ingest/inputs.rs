@@ -80,10 +80,21 @@ async fn list_remote(uri: &str) -> Result<Vec<Input>, String> {
         .collect())
 }
 
-/// Reads a whole object.
-pub async fn read_remote(uri: &str) -> Result<Vec<u8>, String> {
+/// Reads a whole object of at most `max_bytes`.
+pub async fn read_remote(uri: &str, max_bytes: u64) -> Result<Vec<u8>, String> {
     use object_store::ObjectStoreExt;
     let loc = crate::storage::Location::open(uri).map_err(|e| e.to_string())?;
+    let meta = loc
+        .store
+        .head(&loc.root)
+        .await
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if meta.size > max_bytes {
+        return Err(format!(
+            "refused: the object is {} bytes; at most {max_bytes} are accepted (--max-decompressed-mb)",
+            meta.size
+        ));
+    }
     let got = loc
         .store
         .get(&loc.root)
@@ -204,6 +215,209 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["a.fits", "b.FIT.gz"]);
         assert_eq!(unmatched.len(), 1);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
+
+/// Where inputs named by a network client may come from (`worker --allow-input`): local
+/// directories and `s3://bucket/prefix` roots. Names are checked twice: as text when a job is
+/// submitted ([`InputRoots::admit`], touching no file, so a refusal says nothing about what
+/// exists), and, for local files, again after directories and globs are expanded, with
+/// symbolic links resolved ([`InputRoots::contains_file`]).
+#[derive(Debug, Clone, Default)]
+pub struct InputRoots {
+    /// Local roots as given and as resolved (both spellings admit a name).
+    local: Vec<(PathBuf, PathBuf)>,
+    /// `s3://bucket/prefix/` (always ending in `/`).
+    remote: Vec<String>,
+}
+
+/// Why an input was refused (deliberately the same for every reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "input {0:?} is not allowed: it must be an absolute path or s3:// URI under one of the worker's --allow-input roots, without '..'"
+)]
+pub struct NotAllowed(pub String);
+
+impl InputRoots {
+    /// Parses `--allow-input` values: existing local directories, or `s3://bucket[/prefix]`.
+    pub fn parse(specs: &[String]) -> Result<Self, String> {
+        let mut roots = InputRoots::default();
+        for spec in specs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            if let Some(rest) = spec.strip_prefix("s3://") {
+                let norm = normalize_s3(rest)
+                    .ok_or_else(|| format!("--allow-input {spec}: not a valid s3:// root"))?;
+                let root = if norm.ends_with('/') {
+                    format!("s3://{norm}")
+                } else {
+                    format!("s3://{norm}/")
+                };
+                roots.remote.push(root);
+            } else {
+                let p = Path::new(spec.strip_prefix("file://").unwrap_or(spec));
+                if !p.is_absolute() {
+                    return Err(format!("--allow-input {spec}: must be an absolute path"));
+                }
+                let real = p
+                    .canonicalize()
+                    .map_err(|e| format!("--allow-input {spec}: {e}"))?;
+                if !real.is_dir() {
+                    return Err(format!("--allow-input {spec}: not a directory"));
+                }
+                roots.local.push((p.to_path_buf(), real));
+            }
+        }
+        Ok(roots)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.local.is_empty() && self.remote.is_empty()
+    }
+
+    /// Checks a submitted input as text and returns it normalised (`file://` removed).
+    pub fn admit(&self, input: &str) -> Result<String, NotAllowed> {
+        let refuse = || NotAllowed(input.chars().take(200).collect());
+        if input.is_empty() || input.chars().any(|c| c.is_control() || c == '\\') {
+            return Err(refuse());
+        }
+        if let Some(rest) = input.strip_prefix("s3://") {
+            let norm = normalize_s3(rest).ok_or_else(refuse)?;
+            let uri = format!("s3://{norm}");
+            let inside = self
+                .remote
+                .iter()
+                .any(|r| uri.starts_with(r.as_str()) || format!("{uri}/") == *r);
+            return if inside { Ok(uri) } else { Err(refuse()) };
+        }
+        if input.contains("://") && !input.starts_with("file://") {
+            return Err(refuse());
+        }
+        let path = match input.strip_prefix("file://") {
+            // Only file:///absolute (no host part).
+            Some(rest) if rest.starts_with('/') => rest,
+            Some(_) => return Err(refuse()),
+            None => input,
+        };
+        let p = Path::new(path);
+        let plain = path.split('/').all(|seg| seg != "." && seg != "..");
+        if !p.is_absolute() || !plain {
+            return Err(refuse());
+        }
+        // The part before the first glob character must lie under a root.
+        let literal: PathBuf = p
+            .components()
+            .take_while(|c| {
+                !c.as_os_str()
+                    .to_string_lossy()
+                    .contains(['*', '?', '[', ']', '{', '}'])
+            })
+            .collect();
+        let inside = self
+            .local
+            .iter()
+            .any(|(given, real)| literal.starts_with(given) || literal.starts_with(real));
+        if inside {
+            Ok(path.to_string())
+        } else {
+            Err(refuse())
+        }
+    }
+
+    /// Whether an existing local file lies under a root once links are resolved.
+    pub fn contains_file(&self, p: &Path) -> bool {
+        match p.canonicalize() {
+            Ok(real) => self.local.iter().any(|(_, root)| real.starts_with(root)),
+            Err(_) => false,
+        }
+    }
+}
+
+/// `bucket/key...` with no empty, `.` or `..` segment (a trailing `/` is kept), or None.
+fn normalize_s3(rest: &str) -> Option<String> {
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    let bucket_ok = !bucket.is_empty()
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !bucket_ok {
+        return None;
+    }
+    if key.is_empty() {
+        return Some(bucket.to_string());
+    }
+    let trailing = key.ends_with('/');
+    let segs: Vec<&str> = key.trim_end_matches('/').split('/').collect();
+    if segs.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {
+        return None;
+    }
+    Some(format!(
+        "{bucket}/{}{}",
+        segs.join("/"),
+        if trailing { "/" } else { "" }
+    ))
+}
+
+#[cfg(test)]
+mod roots_tests {
+    use super::*;
+
+    #[test]
+    fn inputs_are_admitted_only_under_the_roots() {
+        let d = std::env::temp_dir().join(format!("astropipe-roots-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("raw/night1")).unwrap();
+        let root = d.join("raw");
+        let roots =
+            InputRoots::parse(&[root.display().to_string(), "s3://raw-bucket/nights".into()])
+                .unwrap();
+        let r = root.display().to_string();
+        for ok in [
+            format!("{r}/night1/a.fits"),
+            format!("{r}/night1/*.fits"),
+            format!("file://{r}/x.fits"),
+            "s3://raw-bucket/nights/1/a.fits".into(),
+            "s3://raw-bucket/nights/".into(),
+        ] {
+            assert!(roots.admit(&ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "/srv/private/*".to_string(),
+            format!("{r}/../secret.fits"),
+            format!("{r}/./x.fits"),
+            format!("{r}x/a.fits"),
+            "night1/a.fits".into(),
+            "file://host/etc/passwd".into(),
+            "http://example.org/a.fits".into(),
+            "s3://someone-elses-bucket/".into(),
+            "s3://raw-bucket/nights2/a.fits".into(),
+            "s3://raw-bucket/nights/../x".into(),
+            "/srv/*/raw/a.fits".into(),
+            format!("{r}/a\u{0}.fits"),
+        ] {
+            assert!(roots.admit(&bad).is_err(), "{bad}");
+        }
+        // The same refusal whether the path exists or not.
+        assert_eq!(
+            roots
+                .admit("/etc/passwd")
+                .unwrap_err()
+                .to_string()
+                .replace("/etc/passwd", "X"),
+            roots
+                .admit("/no/such")
+                .unwrap_err()
+                .to_string()
+                .replace("/no/such", "X")
+        );
+        // A link inside the root pointing outside is caught after expansion.
+        std::fs::write(d.join("outside.fits"), b"x").unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(d.join("outside.fits"), root.join("night1/link.fits"))
+                .unwrap();
+            assert!(!roots.contains_file(&root.join("night1/link.fits")));
+        }
+        std::fs::write(root.join("night1/in.fits"), b"x").unwrap();
+        assert!(roots.contains_file(&root.join("night1/in.fits")));
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

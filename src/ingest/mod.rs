@@ -53,6 +53,13 @@ pub struct IngestOptions {
     pub reprocess: bool,
     /// Only this share of the (sorted) inputs: (index, count).
     pub shard: Option<(usize, usize)>,
+    /// What an input file may claim (pixels, header cards, decompressed bytes).
+    pub fits: crate::fits::FitsLimits,
+    /// When set, local files must lie under these roots once expanded and links resolved
+    /// (inputs named by a network client).
+    pub allowed: Option<std::sync::Arc<inputs::InputRoots>>,
+    /// When set and raised, the run stops before the next file (a job timed out).
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl IngestOptions {
@@ -66,6 +73,9 @@ impl IngestOptions {
             strict: false,
             reprocess: false,
             shard: None,
+            fits: crate::fits::FitsLimits::default(),
+            allowed: None,
+            cancel: None,
         }
     }
 }
@@ -84,7 +94,23 @@ struct Processed {
 pub async fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
     let started = Instant::now();
     let loc = Location::open(&opts.catalog)?;
-    let (files, unmatched) = inputs::expand_all(&opts.inputs).await;
+    let (files, mut unmatched) = inputs::expand_all(&opts.inputs).await;
+    let files: Vec<inputs::Input> = match &opts.allowed {
+        None => files,
+        Some(roots) => files
+            .into_iter()
+            .filter(|f| match f {
+                inputs::Input::Local(p) if !roots.contains_file(p) => {
+                    unmatched.push(inputs::Unmatched {
+                        input: p.display().to_string(),
+                        reason: "not under an allowed root once links are resolved".into(),
+                    });
+                    false
+                }
+                _ => true,
+            })
+            .collect(),
+    };
     let files = match opts.shard {
         Some((index, count)) => inputs::shard(files, index, count),
         None => files,
@@ -118,7 +144,20 @@ pub async fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
     } else {
         opts.chunk_files.max(1)
     };
+    let cancelled = || {
+        opts.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Acquire))
+    };
     for paths in files.chunks(chunk) {
+        if cancelled() {
+            report.failures.push(Problem {
+                input: format!("{} input(s)", paths.len()),
+                hdu: None,
+                reason: "not processed: the run was stopped".into(),
+            });
+            continue;
+        }
         let snap = commit::snapshot(&loc).await?;
         let known: HashSet<String> = if opts.reprocess {
             HashSet::new()
@@ -129,24 +168,37 @@ pub async fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
         // the rayon pool.
         let fetched: Vec<Fetched> = futures::future::join_all(paths.iter().map(|p| async move {
             match p {
-                inputs::Input::Remote(uri) => (p.clone(), Some(inputs::read_remote(uri).await)),
+                inputs::Input::Remote(uri) => (
+                    p.clone(),
+                    Some(inputs::read_remote(uri, opts.fits.max_bytes).await),
+                ),
                 inputs::Input::Local(_) => (p.clone(), None),
             }
         }))
         .await;
         let extract = opts.extract.clone();
+        let limits = opts.fits;
+        let cancel = opts.cancel.clone();
         let bar2 = bar.clone();
         let processed = tokio::task::spawn_blocking(move || {
             fetched
                 .into_par_iter()
                 .map(|(input, bytes)| {
+                    let stop = cancel
+                        .as_ref()
+                        .is_some_and(|c| c.load(std::sync::atomic::Ordering::Acquire));
                     let r = match (input, bytes) {
-                        (inputs::Input::Local(p), _) => process_path(&p, &known, &extract),
+                        (i, _) if stop => Some(Processed {
+                            uri: i.uri(),
+                            sha256: String::new(),
+                            outcome: Err("not processed: the run was stopped".into()),
+                        }),
+                        (inputs::Input::Local(p), _) => process_path(&p, &known, &extract, &limits),
                         (inputs::Input::Remote(uri), Some(read)) => {
-                            process_bytes(uri, read, &known, &extract)
+                            process_bytes(uri, read, &known, &extract, &limits)
                         }
                         (inputs::Input::Remote(uri), None) => {
-                            process_bytes(uri, Err("not fetched".into()), &known, &extract)
+                            process_bytes(uri, Err("not fetched".into()), &known, &extract, &limits)
                         }
                     };
                     bar2.inc(1);
@@ -205,9 +257,18 @@ fn process_path(
     path: &std::path::Path,
     known: &HashSet<String>,
     opts: &ExtractOptions,
+    limits: &crate::fits::FitsLimits,
 ) -> Option<Processed> {
-    let read = crate::fits::image::read_file(path).map_err(|e| format!("cannot read: {e}"));
-    process_bytes(path.display().to_string(), read, known, opts)
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let read = if size > limits.max_bytes {
+        Err(format!(
+            "refused: the file is {size} bytes; at most {} are accepted (--max-decompressed-mb)",
+            limits.max_bytes
+        ))
+    } else {
+        crate::fits::image::read_file(path).map_err(|e| format!("cannot read: {e}"))
+    };
+    process_bytes(path.display().to_string(), read, known, opts, limits)
 }
 
 /// Processes one input's bytes (None: already in the catalog).
@@ -216,6 +277,7 @@ fn process_bytes(
     read: Result<Vec<u8>, String>,
     known: &HashSet<String>,
     opts: &ExtractOptions,
+    limits: &crate::fits::FitsLimits,
 ) -> Option<Processed> {
     let t0 = Instant::now();
     let bytes = match read {
@@ -233,7 +295,7 @@ fn process_bytes(
         return None;
     }
     metrics().ingest_bytes.inc_by(bytes.len() as u64);
-    let outcome = match crate::fits::FitsFile::from_bytes(uri.clone(), bytes) {
+    let outcome = match crate::fits::FitsFile::from_bytes_with(uri.clone(), bytes, *limits) {
         Ok(f) => Ok(pipeline::process_file(&f, &uri, &sha256, opts)),
         Err(e) => Err(e.to_string()),
     };
@@ -326,7 +388,9 @@ fn account(report: &mut IngestReport, fresh: &[Processed], strict: bool) {
 
 /// A short, bounded label for the failure metric.
 fn failure_kind(reason: &str) -> &'static str {
-    if reason.contains("not supported") {
+    if reason.contains("refused") {
+        "refused"
+    } else if reason.contains("not supported") {
         "unsupported"
     } else if reason.contains("truncated") {
         "truncated"

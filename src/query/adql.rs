@@ -125,8 +125,54 @@ fn tokenize(src: &str) -> Result<Vec<Tok>, AdqlError> {
     Ok(out)
 }
 
-/// Translates one ADQL query to DataFusion SQL.
+/// Translates one ADQL query to DataFusion SQL, with the default nesting limit.
 pub fn to_sql(adql: &str) -> Result<String, AdqlError> {
+    to_sql_with_depth(adql, crate::query::limits::DEFAULT_MAX_DEPTH)
+}
+
+thread_local! {
+    /// Nesting of the translation now under way on this thread, and its limit. The
+    /// translation recurses into parentheses and function arguments; this bound keeps any
+    /// input, however deep, from exhausting the stack.
+    static DEPTH: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, usize::MAX)) };
+}
+
+/// One level of nesting, released when dropped.
+struct Nested;
+
+impl Nested {
+    fn enter() -> Result<Nested, AdqlError> {
+        DEPTH.with(|d| {
+            let (now, max) = d.get();
+            if now >= max {
+                return err(format!(
+                    "the query nests parentheses or functions more than {max} deep (--max-query-depth)"
+                ));
+            }
+            d.set((now + 1, max));
+            Ok(Nested)
+        })
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        DEPTH.with(|d| {
+            let (now, max) = d.get();
+            d.set((now.saturating_sub(1), max));
+        });
+    }
+}
+
+/// Translates one ADQL query to DataFusion SQL, refusing nesting deeper than `max_depth`.
+pub fn to_sql_with_depth(adql: &str, max_depth: usize) -> Result<String, AdqlError> {
+    let previous = DEPTH.with(|d| d.replace((0, max_depth.max(1))));
+    let r = translate(adql);
+    DEPTH.with(|d| d.set(previous));
+    r
+}
+
+fn translate(adql: &str) -> Result<String, AdqlError> {
     let toks = tokenize(adql)?;
     let mut pos = 0;
     let out = block(&toks, &mut pos)?;
@@ -147,6 +193,7 @@ enum Geom {
 
 /// Translates tokens up to the matching `)` (not consumed) or the end: one query block.
 fn block(toks: &[Tok], pos: &mut usize) -> Result<String, AdqlError> {
+    let _level = Nested::enter()?;
     let mut out: Vec<String> = Vec::new();
     let mut top: Option<String> = None;
     let mut offset_at: Option<usize> = None;
@@ -329,6 +376,7 @@ fn coords<'a>(name: &str, args: &[&'a [Tok]]) -> Result<Vec<&'a [Tok]>, AdqlErro
 
 /// Parses a geometry constructor argument.
 fn geom(toks: &[Tok]) -> Result<Geom, AdqlError> {
+    let _level = Nested::enter()?;
     let Some(name) = call_name(toks) else {
         return err("expected POINT, CIRCLE, BOX or POLYGON");
     };
@@ -597,6 +645,28 @@ mod tests {
             ),
             "SELECT ang_sep_deg(ra, dec, 1.5, (2+1)) AS d, (ra) FROM s"
         );
+    }
+
+    #[test]
+    fn any_nesting_is_refused_cleanly_not_by_the_stack() {
+        let parens = format!(
+            "SELECT {}1{} FROM s",
+            "(".repeat(10_000),
+            ")".repeat(10_000)
+        );
+        assert!(to_sql(&parens).unwrap_err().0.contains("nests"));
+        let logs = format!("SELECT {}x{} FROM s", "LOG(".repeat(1000), ")".repeat(1000));
+        assert!(to_sql(&logs).unwrap_err().0.contains("nests"));
+        let points = format!(
+            "SELECT * FROM s WHERE CONTAINS(POINT(ra, dec), CIRCLE({}1, 2{}, 3)) = 1",
+            "POINT(".repeat(500),
+            ")".repeat(500)
+        );
+        assert!(to_sql(&points).is_err());
+        assert!(to_sql_with_depth("SELECT ((1)) FROM s", 3).is_ok());
+        assert!(to_sql_with_depth("SELECT (((1))) FROM s", 3).is_err());
+        // The limit is restored for the next translation.
+        assert!(to_sql("SELECT ((((((1)))))) FROM s").is_ok());
     }
 
     #[test]

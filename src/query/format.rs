@@ -145,7 +145,7 @@ impl BatchEncoder {
             State::Parquet(w, buf) => {
                 w.write(batch)
                     .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
-                if w.in_progress_rows() >= 65_536 {
+                if w.in_progress_rows() >= 65_536 || w.in_progress_size() >= 32 << 20 {
                     w.flush()
                         .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
                 }
@@ -156,6 +156,14 @@ impl BatchEncoder {
                 Ok(Vec::new())
             }
             State::VOTable(enc) => Ok(enc.encode(batch)?.into_bytes()),
+        }
+    }
+
+    /// Bytes encoded but not yet returned (a Parquet row group in progress).
+    pub fn pending_bytes(&self) -> usize {
+        match &self.state {
+            State::Parquet(w, _) => w.in_progress_size(),
+            _ => 0,
         }
     }
 

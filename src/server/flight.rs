@@ -13,7 +13,8 @@
 //!
 //! Anything that writes (updates, ingest, transactions, Substrait) is refused.
 
-use crate::query::{self, QueryError};
+use crate::http::client::ClientId;
+use crate::query::{self, LimitExceeded, QueryError};
 use crate::server::AppState;
 use crate::telemetry::metrics;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -45,7 +46,7 @@ use prost::Message;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status, Streaming};
 
 const CATALOG: &str = "astropipe";
@@ -101,12 +102,21 @@ static XDBC_INFO: LazyLock<XdbcTypeInfoData> = LazyLock::new(|| {
     b.build().expect("static XDBC info")
 });
 
-/// A prepared statement: its SQL and bound parameter values.
+/// A prepared statement: its SQL, bound parameter values, and who made it.
 #[derive(Debug, Clone)]
 struct Prepared {
     sql: String,
     params: Option<Vec<ScalarValue>>,
+    owner: ClientId,
+    used: Instant,
 }
+
+/// A prepared statement not used for this long is closed.
+pub const PREPARED_IDLE: Duration = Duration::from_secs(3600);
+/// Prepared statements of all clients together.
+const MAX_PREPARED: usize = 10_000;
+/// Parameter batches read from one `DoPut` (the first with rows is used).
+const MAX_PARAM_MESSAGES: usize = 16;
 
 /// The Flight SQL service.
 pub struct FlightSql {
@@ -118,12 +128,25 @@ type DoGetStream =
     Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
 
 fn status(e: QueryError) -> Status {
+    let message = e.to_string();
     match e {
-        QueryError::Forbidden(f) => Status::permission_denied(f.to_string()),
-        QueryError::Invalid(m) => Status::invalid_argument(m),
-        QueryError::Timeout(m) => Status::deadline_exceeded(m),
-        QueryError::ResourcesExhausted(m) => Status::resource_exhausted(m),
-        QueryError::Execution(m) => Status::internal(m),
+        QueryError::Forbidden(_) => Status::permission_denied(message),
+        QueryError::Invalid(_) => Status::invalid_argument(message),
+        QueryError::Limit(l) => {
+            metrics().refusals.with_label_values(&[l.name()]).inc();
+            match l {
+                LimitExceeded::Timeout { .. } => Status::deadline_exceeded(message),
+                LimitExceeded::StatementSize { .. } | LimitExceeded::Depth { .. } => {
+                    Status::invalid_argument(message)
+                }
+                LimitExceeded::Value { .. }
+                | LimitExceeded::Batch { .. }
+                | LimitExceeded::Spill { .. } => Status::resource_exhausted(message),
+            }
+        }
+        QueryError::ResourcesExhausted(_) => Status::resource_exhausted(message),
+        QueryError::Busy(_) | QueryError::Unavailable(_) => Status::unavailable(message),
+        QueryError::Internal(_) => Status::internal(message),
     }
 }
 
@@ -179,34 +202,61 @@ impl FlightSql {
         }
     }
 
+    /// The client a call comes from (its address, or the forwarded one from a trusted proxy).
+    fn client<T>(&self, req: &Request<T>) -> ClientId {
+        let peer = req
+            .remote_addr()
+            .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        let headers = req.metadata().clone().into_headers();
+        ClientId::of_request(peer, &headers, &self.state.conn.trusted_proxies)
+    }
+
     /// The result schema of `sql` (planning checks syntax, tables and the read-only guard).
     async fn schema_of(&self, sql: &str, params: Option<&[ScalarValue]>) -> Result<Schema, Status> {
-        let plan = query::plan_with_params(&self.state.ctx, sql, params)
-            .await
-            .map_err(|e| {
-                count("invalid");
-                status(e)
-            })?;
+        let plan = query::plan(
+            &self.state.ctx,
+            sql,
+            params.map(|p| p.to_vec()),
+            &self.state.limits,
+        )
+        .await
+        .map_err(|e| {
+            count("invalid");
+            status(e)
+        })?;
         Ok(plan.schema().as_arrow().clone())
     }
 
     async fn run(
         &self,
+        client: &ClientId,
         sql: &str,
         params: Option<&[ScalarValue]>,
     ) -> Result<Response<DoGetStream>, Status> {
         let t0 = Instant::now();
-        let limited =
-            query::execute_limited_params(&self.state.ctx, sql, params, &self.state.limits)
-                .await
-                .map_err(|e| {
-                    count(if matches!(e, QueryError::Forbidden(_)) {
-                        "forbidden"
-                    } else {
-                        "invalid"
-                    });
-                    status(e)
-                })?;
+        let slot = self.state.query_slots.try_acquire(client).ok_or_else(|| {
+            metrics().refusals.with_label_values(&["client_queries"]).inc();
+            Status::resource_exhausted(format!(
+                "this client already runs {} queries; wait for one to finish (--max-client-queries)",
+                self.state.query_slots.per_client()
+            ))
+        })?;
+        let limited = query::execute(
+            &self.state.ctx,
+            sql,
+            params.map(|p| p.to_vec()),
+            &self.state.limits,
+            &self.state.budget,
+        )
+        .await
+        .map_err(|e| {
+            count(if matches!(e, QueryError::Forbidden(_)) {
+                "forbidden"
+            } else {
+                "invalid"
+            });
+            status(e)
+        })?;
         // Batches go out under the schema GetFlightInfo announced (drivers check that the
         // two agree; the physical one may differ in nullability).
         let schema = limited.planned_schema.clone();
@@ -222,13 +272,35 @@ impl FlightSql {
         let encoded = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(data);
-        // Count the query when its stream ends (its duration is the whole transfer).
+        // The byte cap: the stream ends (and says so in the metrics) once the encoded data
+        // reach it.
+        let max_bytes = self.state.limits.max_result_bytes.unwrap_or(usize::MAX);
+        let mut sent = 0usize;
+        let cut = truncated.clone();
+        let capped = encoded.take_while(move |r| {
+            let go = sent < max_bytes;
+            if let Ok(d) = r {
+                sent += d.data_body.len() + d.data_header.len();
+            }
+            if !go {
+                cut.store(true, std::sync::atomic::Ordering::Release);
+                metrics()
+                    .refusals
+                    .with_label_values(&["result_bytes"])
+                    .inc();
+            }
+            futures::future::ready(go)
+        });
+        // Count the query when its stream ends (its duration is the whole transfer); the
+        // client's slot is held until then.
         let mut finished = false;
-        let s = encoded
+        let mut slot = Some(slot);
+        let s = capped
             .map(move |r| r.map_err(Status::from))
             .chain(futures::stream::poll_fn(move |_| {
                 if !finished {
                     finished = true;
+                    slot.take();
                     metrics()
                         .query_seconds
                         .with_label_values(&["flight"])
@@ -244,14 +316,48 @@ impl FlightSql {
     }
 
     fn prepared(&self, handle: &[u8]) -> Result<Prepared, Status> {
-        self.prepared
+        let mut all = self
+            .prepared
             .lock()
-            .map_err(|_| Status::internal("poisoned"))?
-            .get(handle)
-            .cloned()
-            .ok_or_else(|| {
-                Status::not_found("no such prepared statement (closed, or made by another server)")
-            })
+            .map_err(|_| Status::internal("poisoned"))?;
+        let p = all.get_mut(handle).ok_or_else(|| {
+            Status::not_found(
+                "no such prepared statement (closed, expired, or made by another server)",
+            )
+        })?;
+        p.used = Instant::now();
+        Ok(p.clone())
+    }
+
+    /// Room for one more prepared statement of `owner`: expired ones are closed first;
+    /// Err when the client (or the service) holds as many as allowed.
+    fn room_for(
+        &self,
+        all: &mut HashMap<Vec<u8>, Prepared>,
+        owner: &ClientId,
+    ) -> Result<(), Status> {
+        all.retain(|_, p| p.used.elapsed() < PREPARED_IDLE);
+        let per_client = self.state.prepared_per_client;
+        let mine = all.values().filter(|p| &p.owner == owner).count();
+        if mine >= per_client {
+            metrics()
+                .refusals
+                .with_label_values(&["prepared_statements"])
+                .inc();
+            return Err(Status::resource_exhausted(format!(
+                "this client has {mine} open prepared statements, its limit (--max-client-prepared); close some"
+            )));
+        }
+        if all.len() >= MAX_PREPARED {
+            metrics()
+                .refusals
+                .with_label_values(&["prepared_statements"])
+                .inc();
+            return Err(Status::resource_exhausted(
+                "too many open prepared statements; try again later",
+            ));
+        }
+        Ok(())
     }
 
     fn table_names(&self) -> Vec<String> {
@@ -380,7 +486,8 @@ impl FlightSqlService for FlightSql {
         self.check(&request)?;
         let sql = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("ticket is not UTF-8 SQL"))?;
-        self.run(&sql, None).await
+        let client = self.client(&request);
+        self.run(&client, &sql, None).await
     }
 
     async fn do_action_create_prepared_statement(
@@ -389,22 +496,36 @@ impl FlightSqlService for FlightSql {
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         self.check(&request)?;
-        let plan = query::plan(&self.state.ctx, &query.query)
+        let owner = self.client(&request);
+        {
+            let mut all = self
+                .prepared
+                .lock()
+                .map_err(|_| Status::internal("poisoned"))?;
+            self.room_for(&mut all, &owner)?;
+        }
+        let plan = query::plan(&self.state.ctx, &query.query, None, &self.state.limits)
             .await
             .map_err(status)?;
         let dataset = plan.schema().as_arrow().clone();
         let params = parameter_schema(&plan);
         let handle = uuid::Uuid::new_v4().as_bytes().to_vec();
-        self.prepared
-            .lock()
-            .map_err(|_| Status::internal("poisoned"))?
-            .insert(
+        {
+            let mut all = self
+                .prepared
+                .lock()
+                .map_err(|_| Status::internal("poisoned"))?;
+            self.room_for(&mut all, &owner)?;
+            all.insert(
                 handle.clone(),
                 Prepared {
                     sql: query.query,
                     params: None,
+                    owner,
+                    used: Instant::now(),
                 },
             );
+        }
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into(),
             dataset_schema: ipc_schema(&dataset)?,
@@ -424,12 +545,22 @@ impl FlightSqlService for FlightSql {
         self.check(&request)?;
         let handle = query.prepared_statement_handle.to_vec();
         let mut p = self.prepared(&handle)?;
-        let stream = FlightRecordBatchStream::new_from_flight_data(
+        let mut stream = FlightRecordBatchStream::new_from_flight_data(
             request.into_inner().map_err(FlightError::from),
         );
-        let batches: Vec<arrow::array::RecordBatch> =
-            stream.try_collect().await.map_err(Status::from)?;
-        let row = batches.iter().find(|b| b.num_rows() > 0);
+        // Only the first row is used: read until a batch has one, and no further.
+        let mut row = None;
+        for _ in 0..MAX_PARAM_MESSAGES {
+            match stream.try_next().await.map_err(Status::from)? {
+                Some(b) if b.num_rows() > 0 => {
+                    row = Some(b.slice(0, 1));
+                    break;
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        let row = row.as_ref();
         p.params = match row {
             None => None,
             Some(b) => Some(
@@ -440,10 +571,14 @@ impl FlightSqlService for FlightSql {
                     .map_err(|e| Status::invalid_argument(e.to_string()))?,
             ),
         };
-        self.prepared
+        if let Some(slot) = self
+            .prepared
             .lock()
             .map_err(|_| Status::internal("poisoned"))?
-            .insert(handle.clone(), p);
+            .get_mut(&handle)
+        {
+            *slot = p;
+        }
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(handle.into()),
         })
@@ -471,7 +606,8 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.check(&request)?;
         let p = self.prepared(&cmd.prepared_statement_handle)?;
-        self.run(&p.sql, p.params.as_deref()).await
+        let client = self.client(&request);
+        self.run(&client, &p.sql, p.params.as_deref()).await
     }
 
     async fn do_action_close_prepared_statement(
@@ -695,18 +831,33 @@ impl FlightSqlService for FlightSql {
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
-/// Serves Flight SQL on `listener` until `shutdown` resolves.
+/// Serves Flight SQL on `listener` until `shutdown` resolves: at most `max_connections`
+/// connections (more are closed at once), each closed when it sends nothing for the header
+/// timeout after connecting, or when nothing moves either way for the idle timeout; HTTP/2
+/// pings find dead peers; every call ends within the request timeout.
 pub async fn serve(
     state: Arc<AppState>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let svc = arrow_flight::flight_service_server::FlightServiceServer::new(FlightSql::new(state));
+    let conn = state.conn.clone();
+    let max = (conn.max_connections / 4).max(16);
+    let incoming = crate::http::conn::capped_incoming(
+        listener,
+        max,
+        conn.header_timeout,
+        conn.request_timeout,
+    );
+    let svc = arrow_flight::flight_service_server::FlightServiceServer::new(FlightSql::new(state))
+        .max_decoding_message_size(16 << 20);
     tonic::transport::Server::builder()
+        .timeout(conn.request_timeout)
+        .concurrency_limit_per_connection(64)
+        .max_concurrent_streams(64)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .http2_max_header_list_size(64 << 10)
         .add_service(svc)
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

@@ -10,7 +10,9 @@ pub mod http;
 pub mod shutdown;
 
 use crate::catalog::commit;
-use crate::query::{Limits, session};
+use crate::http::client::{ClientId, Slots};
+use crate::http::conn::ConnLimits;
+use crate::query::{Budget, Limits, session};
 use crate::storage::{Location, StorageError};
 use crate::telemetry::metrics;
 use datafusion::prelude::SessionContext;
@@ -33,6 +35,12 @@ pub enum ServeError {
     },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TAP async results directory {path}: {source}")]
+    Results {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Settings of the catalog service.
@@ -48,12 +56,33 @@ pub struct ServeOptions {
     pub flight_addr: Option<SocketAddr>,
     /// The bearer token every query endpoint requires, if any.
     pub auth_token: Option<String>,
+    /// What one query may use.
     pub limits: Limits,
+    /// Memory all queries together may use (bytes).
+    pub memory: usize,
+    /// Spill bytes all queries together may write.
+    pub spill: u64,
+    /// Queries one client may run at once (its async TAP jobs wait for a free slot).
+    pub client_queries: usize,
+    /// Connection deadlines and caps.
+    pub conn: ConnLimits,
+    /// Async TAP jobs one client may keep, and where their results are written.
+    pub tap: http::tap::TapLimits,
+    /// Flight SQL prepared statements one client may keep open.
+    pub prepared_per_client: usize,
 }
 
 impl ServeOptions {
     /// Defaults for a catalog at `catalog` served on `addr`.
     pub fn new(catalog: impl Into<String>, addr: SocketAddr) -> Self {
+        let limits = Limits {
+            timeout: Some(Duration::from_secs(60)),
+            memory: Some(1 << 30),
+            max_rows: Some(1_000_000),
+            max_result_bytes: Some(1 << 30),
+            spill_bytes: Some(1 << 30),
+            ..Limits::default()
+        };
         ServeOptions {
             catalog: catalog.into(),
             addr,
@@ -61,12 +90,31 @@ impl ServeOptions {
             tables: Vec::new(),
             flight_addr: None,
             auth_token: None,
-            limits: Limits {
-                timeout: Some(Duration::from_secs(60)),
-                memory: Some(1 << 30),
-                max_rows: Some(1_000_000),
-            },
+            conn: conn_limits_for(&limits, Vec::new()),
+            limits,
+            memory: default_total_memory(),
+            spill: 4 << 30,
+            client_queries: 4,
+            tap: http::tap::TapLimits::default(),
+            prepared_per_client: 64,
         }
+    }
+}
+
+/// Half of the memory the process may use (its container's limit), at least 256 MiB.
+pub fn default_total_memory() -> usize {
+    let avail = crate::query::limits::available_memory().unwrap_or(4 << 30);
+    ((avail / 2).max(256 << 20)).min(usize::MAX as u64) as usize
+}
+
+/// The connection deadlines of the catalog service: a request may take as long as a query
+/// (or the longest UWS `WAIT`), plus time to send its response.
+pub fn conn_limits_for(limits: &Limits, trusted: Vec<ipnet::IpNet>) -> ConnLimits {
+    let query = limits.timeout.unwrap_or(Duration::from_secs(600));
+    ConnLimits {
+        request_timeout: query.max(http::tap::MAX_WAIT) + Duration::from_secs(30),
+        trusted_proxies: Arc::new(trusted),
+        ..ConnLimits::default()
     }
 }
 
@@ -77,9 +125,18 @@ pub struct AppState {
     pub ready: AtomicBool,
     pub version: AtomicU64,
     pub limits: Limits,
+    /// The memory and spill budgets all queries draw from.
+    pub budget: Arc<Budget>,
     pub auth_token: Option<String>,
+    /// Queries each client runs at once.
+    pub query_slots: Slots,
+    pub conn: ConnLimits,
+    /// When the catalog's store last answered (unix ms), for `/readyz` without a store call.
+    pub store_ok_at: AtomicU64,
+    pub refresh: Duration,
     /// TAP async (UWS) jobs.
     pub uws: http::tap::Jobs,
+    pub prepared_per_client: usize,
 }
 
 impl AppState {
@@ -87,6 +144,28 @@ impl AppState {
     pub fn authorized(&self, header: Option<&str>) -> bool {
         bearer_matches(self.auth_token.as_deref(), header)
     }
+
+    /// The client a request comes from (see [`ClientId`]).
+    pub fn client(&self, peer: Option<SocketAddr>, headers: &axum::http::HeaderMap) -> ClientId {
+        let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        ClientId::of_request(peer, headers, &self.conn.trusted_proxies)
+    }
+
+    /// Whether the catalog's store answered recently (checked by the refresher, not per call).
+    pub fn store_reachable(&self) -> bool {
+        let at = self.store_ok_at.load(Ordering::Acquire);
+        let now = now_ms();
+        at > 0
+            && now.saturating_sub(at)
+                <= (self.refresh * 3 + Duration::from_secs(10)).as_millis() as u64
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
 }
 
 /// Whether an `Authorization` header carries `Bearer <token>` (always true without a token);
@@ -115,6 +194,7 @@ impl AppState {
         let latest = commit::latest_version(&self.loc)
             .await
             .map_err(session::SessionError::from)?;
+        self.store_ok_at.store(now_ms(), Ordering::Release);
         if latest == self.version.load(Ordering::Acquire) && self.ready.load(Ordering::Acquire) {
             return Ok(false);
         }
@@ -143,14 +223,24 @@ impl Server {
         let loc = Location::open(&opts.catalog)?;
         let ctx = session::new_context(&loc)?;
         session::register_extra_tables(&ctx, &opts.tables).await?;
+        let budget = Budget::new(opts.memory, opts.spill);
+        let mut limits = opts.limits.clone();
+        // One query never gets more than all of them together.
+        limits.memory = limits.memory.map(|m| m.min(opts.memory));
         let state = Arc::new(AppState {
             ctx,
             loc,
             ready: AtomicBool::new(false),
             version: AtomicU64::new(0),
-            limits: opts.limits.clone(),
+            limits,
+            budget,
             auth_token: opts.auth_token.clone(),
-            uws: Default::default(),
+            query_slots: Slots::new(opts.client_queries),
+            conn: opts.conn.clone(),
+            store_ok_at: AtomicU64::new(0),
+            refresh: opts.refresh,
+            uws: http::tap::Jobs::new(opts.tap.clone())?,
+            prepared_per_client: opts.prepared_per_client,
         });
         state.refresh().await?;
         let listener = tokio::net::TcpListener::bind(opts.addr)
@@ -225,12 +315,18 @@ impl Server {
         });
         let app = http::router(self.state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "serving");
-        let r = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
-            })
-            .await;
+        let stop = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        let r = crate::http::conn::serve(
+            self.listener,
+            app,
+            self.state.conn.clone(),
+            stop,
+            Duration::from_secs(30),
+        )
+        .await;
         refresher.abort();
         if let Some(f) = flight {
             let _ = f.await;

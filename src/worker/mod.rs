@@ -5,20 +5,28 @@
 //! jobs run at once. On SIGTERM the worker stops claiming, lets running jobs finish for up to
 //! the grace period, then gives the rest back to the queue and exits.
 //!
-//! Inputs are local paths (as the pod sees them), `s3://` object URIs or prefixes (read from
-//! the store by the ingest), or an uploaded FITS body (staged in the scratch directory, `/tmp`
-//! by default; the exposures' `file_uri` is that scratch path).
+//! Inputs are local paths (as the pod sees them) or `s3://` object URIs or prefixes (read from
+//! the store by the ingest) under the roots `--allow-input` names, or an uploaded FITS body
+//! (streamed to the store, staged in the scratch directory while processed, deleted once the
+//! job ends; the exposures' `file_uri` is that scratch path).
+//!
+//! Bounded against any client: submissions per client and minute, jobs waiting (in all and
+//! per client), uploads at once per client and their size; a job ends failed after
+//! `max_attempts` runs its worker did not survive, or when one run exceeds `job_timeout`.
 
 pub mod api;
 pub mod queue;
 
+use crate::http::client::{RateLimiter, Slots};
+use crate::http::conn::ConnLimits;
+use crate::ingest::inputs::InputRoots;
 use crate::ingest::{self, IngestOptions};
 use crate::storage::Location;
 use crate::telemetry::metrics;
 use queue::{Job, Queue, QueueError, State};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -39,6 +47,44 @@ pub struct WorkerOptions {
     pub owner: String,
     /// Require `Authorization: Bearer TOKEN` on the jobs API (probes and metrics stay open).
     pub auth_token: Option<String>,
+    /// Where job inputs may come from (uploads are always allowed; nothing else without roots).
+    pub allowed: Arc<InputRoots>,
+    /// Largest uploaded body.
+    pub max_upload_bytes: u64,
+    /// Uploads one client may send at once.
+    pub client_uploads: usize,
+    /// Runs of one job (a worker dying on it counts) before it ends failed.
+    pub max_attempts: u32,
+    /// Longest one run of a job may take.
+    pub job_timeout: Duration,
+    /// Submissions one client may make per minute.
+    pub submit_per_minute: u32,
+    /// Jobs waiting at most (429 beyond), and per client.
+    pub max_queued: usize,
+    pub max_client_queued: usize,
+    /// Finished jobs (and their records) are deleted after this long.
+    pub retention: Duration,
+    /// What an input file may claim.
+    pub fits: crate::fits::FitsLimits,
+    /// Connection deadlines and caps.
+    pub conn: ConnLimits,
+}
+
+/// Body timeout of uploads (`--upload-timeout-seconds` default).
+pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn is_upload(parts: &http::request::Parts) -> bool {
+    parts.method == http::Method::POST && parts.uri.path() == "/v1/jobs"
+}
+
+/// The worker's connection limits: uploads get their own, longer, body timeout.
+pub fn conn_limits(upload_timeout: Duration) -> ConnLimits {
+    ConnLimits {
+        long_body: is_upload,
+        long_body_timeout: upload_timeout,
+        request_timeout: upload_timeout + Duration::from_secs(60),
+        ..ConnLimits::default()
+    }
 }
 
 impl WorkerOptions {
@@ -54,6 +100,17 @@ impl WorkerOptions {
             scratch: std::env::temp_dir().join("astropipe-worker"),
             owner: format!("{host}-{}", std::process::id()),
             auth_token: None,
+            allowed: Arc::new(InputRoots::default()),
+            max_upload_bytes: 2 << 30,
+            client_uploads: 2,
+            max_attempts: 3,
+            job_timeout: Duration::from_secs(3600),
+            submit_per_minute: 60,
+            max_queued: 10_000,
+            max_client_queued: 1_000,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            fits: crate::fits::FitsLimits::default(),
+            conn: conn_limits(UPLOAD_TIMEOUT),
         }
     }
 }
@@ -80,6 +137,37 @@ pub struct WorkerState {
     pub opts: WorkerOptions,
     /// False once shutdown began (readiness fails, nothing new is claimed).
     pub accepting: AtomicBool,
+    /// Submissions per client and minute.
+    pub rate: RateLimiter,
+    /// Uploads in progress per client.
+    pub uploads: Slots,
+    /// Jobs waiting, as of the last scan plus submissions since.
+    pub depth: Mutex<Depth>,
+    /// When the queue's store last answered a scan (unix ms), for `/readyz`.
+    pub store_ok_at: std::sync::atomic::AtomicU64,
+}
+
+/// Jobs waiting, in all and by client.
+#[derive(Debug, Default)]
+pub struct Depth {
+    pub total: usize,
+    pub by_client: std::collections::HashMap<String, usize>,
+}
+
+impl WorkerState {
+    /// Whether the queue's store answered lately (no store call per probe).
+    pub fn store_reachable(&self) -> bool {
+        let at = self.store_ok_at.load(Ordering::Acquire);
+        let window = (self.opts.poll * 3 + Duration::from_secs(10)).as_millis() as u64;
+        at > 0 && now_ms().saturating_sub(at) <= window
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
 }
 
 pub struct Worker {
@@ -96,9 +184,16 @@ impl Worker {
                 addr: opts.addr,
                 source,
             })?;
+        let queue = Queue::new(loc);
+        // Ready once the store has answered.
+        queue.ping().await?;
         Ok(Worker {
             state: Arc::new(WorkerState {
-                queue: Queue::new(loc),
+                queue,
+                rate: RateLimiter::new(opts.submit_per_minute),
+                uploads: Slots::new(opts.client_uploads),
+                depth: Mutex::new(Depth::default()),
+                store_ok_at: std::sync::atomic::AtomicU64::new(now_ms()),
                 opts,
                 accepting: AtomicBool::new(true),
             }),
@@ -125,13 +220,16 @@ impl Worker {
         tracing::info!(addr = %self.listener.local_addr()?, owner = %state.opts.owner, "worker serving");
         let app = api::router(state.clone());
         let mut http_stop = stop_rx.clone();
-        let http = tokio::spawn(async move {
-            axum::serve(self.listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = http_stop.wait_for(|v| *v).await;
-                })
-                .await
-        });
+        let conn = state.opts.conn.clone();
+        let http = tokio::spawn(crate::http::conn::serve(
+            self.listener,
+            app,
+            conn,
+            async move {
+                let _ = http_stop.wait_for(|v| *v).await;
+            },
+            Duration::from_secs(10),
+        ));
         shutdown.await;
         state.accepting.store(false, Ordering::Release);
         let _ = stop_tx.send(true);
@@ -141,20 +239,42 @@ impl Worker {
     }
 }
 
-/// Claims and runs jobs until stopped.
+/// Claims and runs jobs until stopped; ends jobs whose workers kept dying on them, and
+/// deletes finished jobs past their retention.
 async fn process_loop(state: Arc<WorkerState>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(state.opts.concurrency.max(1)));
     let mut running = tokio::task::JoinSet::new();
+    let mut scans = 0u64;
     loop {
         if *stop.borrow() {
             break;
         }
+        scans += 1;
         match state.queue.list().await {
             Ok(jobs) => {
+                state.store_ok_at.store(now_ms(), Ordering::Release);
                 let t = queue::now();
-                let depth = jobs.iter().filter(|j| j.claimable(t)).count();
-                metrics().jobs_queue_depth.set(depth as i64);
+                let mut depth = Depth::default();
+                for j in jobs.iter().filter(|j| j.claimable(t)) {
+                    depth.total += 1;
+                    if let Some(c) = &j.spec.client {
+                        *depth.by_client.entry(c.clone()).or_default() += 1;
+                    }
+                }
+                metrics().jobs_queue_depth.set(depth.total as i64);
+                if let Ok(mut d) = state.depth.lock() {
+                    *d = depth;
+                }
+                if scans % 60 == 1 {
+                    expire(&state, &jobs).await;
+                }
                 for job in jobs.into_iter().filter(|j| j.claimable(t)) {
+                    // A job claimed max_attempts times whose lease lapsed: its worker died on
+                    // it each time (crash, out of memory, killed). It is not tried again.
+                    if job.state() == State::Running && job.attempt() >= state.opts.max_attempts {
+                        give_up(&state, &job).await;
+                        continue;
+                    }
                     let Ok(permit) = slots.clone().try_acquire_owned() else {
                         break;
                     };
@@ -198,16 +318,52 @@ async fn process_loop(state: Arc<WorkerState>, mut stop: tokio::sync::watch::Rec
     }
 }
 
+/// Ends a job its workers kept dying on.
+async fn give_up(state: &WorkerState, job: &Job) {
+    let reason = format!(
+        "abandoned after {} attempts: the worker processing it stopped each time before finishing (a crash, running out of memory, or a kill); it is not retried (--max-attempts)",
+        job.attempt()
+    );
+    match state.queue.abandon(job, reason).await {
+        Ok(true) => {
+            tracing::warn!(job = %job.spec.id, attempts = job.attempt(), "job abandoned");
+            metrics().jobs_finished.with_label_values(&["failed"]).inc();
+            if job.spec.upload {
+                let _ = state.queue.delete_upload(&job.spec.id).await;
+            }
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(job = %job.spec.id, error = %e, "cannot end the job"),
+    }
+}
+
+/// Deletes finished jobs older than the retention period.
+async fn expire(state: &WorkerState, jobs: &[Job]) {
+    let cutoff = queue::now() - state.opts.retention.as_secs_f64();
+    for j in jobs
+        .iter()
+        .filter(|j| j.finished_at().is_some_and(|t| t < cutoff))
+    {
+        if let Err(e) = state.queue.purge(&j.spec.id).await {
+            tracing::warn!(job = %j.spec.id, error = %e, "cannot delete an expired job");
+        }
+    }
+}
+
 /// Runs one claimed job: renews the lease while the ingest works; records the outcome.
 async fn run_job(state: Arc<WorkerState>, job: Job, stop: tokio::sync::watch::Receiver<bool>) {
     let id = job.spec.id.clone();
-    tracing::info!(job = %id, inputs = job.spec.inputs.len(), "job started");
+    tracing::info!(job = %id, inputs = job.spec.inputs.len(), attempt = job.attempt(), "job started");
     let t0 = Instant::now();
+    let cancel = Arc::new(AtomicBool::new(false));
     let work = {
         let st = state.clone();
         let job = job.clone();
-        tokio::spawn(async move { execute(&st, &job).await })
+        let cancel = cancel.clone();
+        tokio::spawn(async move { execute(&st, &job, cancel).await })
     };
+    let timeout = tokio::time::sleep(state.opts.job_timeout);
+    tokio::pin!(timeout);
     let mut current = job;
     let mut work = work;
     let renew_every = state.opts.lease / 3;
@@ -222,6 +378,16 @@ async fn run_job(state: Arc<WorkerState>, job: Job, stop: tokio::sync::watch::Re
         };
         tokio::select! {
             r = &mut work => break Some(r.unwrap_or_else(|e| Err(format!("the job's task failed: {e}")))),
+            _ = &mut timeout => {
+                // Stop the ingest before its next file, and record the failure now.
+                cancel.store(true, Ordering::Release);
+                work.abort();
+                metrics().refusals.with_label_values(&["job_timeout"]).inc();
+                break Some(Err(format!(
+                    "timed out after {} s (--job-timeout-seconds)",
+                    state.opts.job_timeout.as_secs()
+                )));
+            }
             _ = tokio::time::sleep(renew_every) => {
                 match state.queue.renew(&current, state.opts.lease.as_secs_f64()).await {
                     Ok(Some(j)) => current = j,
@@ -249,7 +415,14 @@ async fn run_job(state: Arc<WorkerState>, job: Job, stop: tokio::sync::watch::Re
     let Some(outcome) = outcome else { return };
     let seconds = t0.elapsed().as_secs_f64();
     let ok = outcome.is_ok();
-    match state.queue.finish(&current, outcome).await {
+    let finished = state.queue.finish(&current, outcome).await;
+    if current.spec.upload && matches!(finished, Ok(true)) {
+        // Processed: the upload is not kept.
+        if let Err(e) = state.queue.delete_upload(&id).await {
+            tracing::warn!(job = %id, error = %e, "cannot delete the upload");
+        }
+    }
+    match finished {
         Ok(true) => {
             let final_state = if ok { State::Succeeded } else { State::Failed };
             metrics()
@@ -268,23 +441,29 @@ async fn run_job(state: Arc<WorkerState>, job: Job, stop: tokio::sync::watch::Re
 }
 
 /// Stages the inputs and ingests them.
-async fn execute(state: &WorkerState, job: &Job) -> Result<serde_json::Value, String> {
+async fn execute(
+    state: &WorkerState,
+    job: &Job,
+    cancel: Arc<AtomicBool>,
+) -> Result<serde_json::Value, String> {
     let t0 = Instant::now();
     let dir = state.opts.scratch.join(&job.spec.id);
     std::fs::create_dir_all(&dir).map_err(|e| format!("scratch {}: {e}", dir.display()))?;
+    let _cleanup = RemoveOnDrop(dir.clone());
     let mut inputs = Vec::new();
-    for input in &job.spec.inputs {
-        if job.spec.upload {
-            let body = state
-                .queue
-                .upload(&job.spec.id)
-                .await
-                .map_err(|e| format!("upload: {e}"))?;
-            let p = dir.join("upload.fits");
-            std::fs::write(&p, &body).map_err(|e| format!("{}: {e}", p.display()))?;
-            inputs.push(p.display().to_string());
-        } else {
-            inputs.push(input.trim_start_matches("file://").to_string());
+    if job.spec.upload {
+        let p = dir.join("upload.fits");
+        state
+            .queue
+            .download_upload(&job.spec.id, &p)
+            .await
+            .map_err(|e| format!("upload: {e}"))?;
+        inputs.push(p.display().to_string());
+    } else {
+        // Checked when the job was submitted; checked again here, since the roots may have
+        // changed since (another worker, a restart with other flags).
+        for input in &job.spec.inputs {
+            inputs.push(state.opts.allowed.admit(input).map_err(|e| e.to_string())?);
         }
     }
     metrics()
@@ -292,10 +471,13 @@ async fn execute(state: &WorkerState, job: &Job) -> Result<serde_json::Value, St
         .with_label_values(&["stage_inputs"])
         .observe(t0.elapsed().as_secs_f64());
     let t1 = Instant::now();
-    let opts = IngestOptions::new(inputs, state.opts.catalog.clone());
-    let report = ingest::run(&opts).await.map_err(|e| e.to_string());
-    let _ = std::fs::remove_dir_all(&dir);
-    let report = report?;
+    let mut opts = IngestOptions::new(inputs, state.opts.catalog.clone());
+    opts.fits = state.opts.fits;
+    opts.cancel = Some(cancel);
+    if !job.spec.upload {
+        opts.allowed = Some(state.opts.allowed.clone());
+    }
+    let report = ingest::run(&opts).await.map_err(|e| e.to_string())?;
     metrics()
         .job_seconds
         .with_label_values(&["ingest"])
@@ -322,5 +504,14 @@ async fn execute(state: &WorkerState, job: &Job) -> Result<serde_json::Value, St
                 .collect::<Vec<_>>()
                 .join("; ")
         ))
+    }
+}
+
+/// Removes a scratch directory when the job's work ends, however it ends.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

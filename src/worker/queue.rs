@@ -42,6 +42,12 @@ pub enum QueueError {
         state: State,
         why: &'static str,
     },
+    #[error("the upload is larger than {limit} bytes (--max-upload-mb)")]
+    UploadTooLarge { limit: u64 },
+    #[error("the upload is not a FITS file (it must start with a SIMPLE card, or be gzip)")]
+    NotFits,
+    #[error("the upload stopped: {0}")]
+    UploadBody(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +100,9 @@ pub struct JobSpec {
     pub inputs: Vec<String>,
     pub upload: bool,
     pub created_at: f64,
+    /// Who submitted it (the client address), for per-client queue caps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 /// One state change.
@@ -133,8 +142,16 @@ impl Job {
     fn next_seq(&self) -> u64 {
         self.last.as_ref().map_or(0, |e| e.seq + 1)
     }
-    fn attempt(&self) -> u32 {
+    /// Runs started so far.
+    pub fn attempt(&self) -> u32 {
         self.last.as_ref().map_or(0, |e| e.attempt)
+    }
+    /// When it reached its final state.
+    pub fn finished_at(&self) -> Option<f64> {
+        self.last
+            .as_ref()
+            .filter(|e| e.state.finished())
+            .map(|e| e.at)
     }
     /// Whether a worker may take it now.
     pub fn claimable(&self, now: f64) -> bool {
@@ -177,6 +194,11 @@ pub fn now() -> f64 {
         .as_secs_f64()
 }
 
+/// A FITS file (one 2880-byte block at least, checked by the caller) or a gzip stream.
+fn looks_like_fits(head: &[u8]) -> bool {
+    head.starts_with(b"SIMPLE  =") || head.starts_with(&[0x1f, 0x8b])
+}
+
 /// The queue of one catalog.
 #[derive(Clone)]
 pub struct Queue {
@@ -217,44 +239,150 @@ impl Queue {
         })
     }
 
-    /// Records a new job (and its uploaded body); it is durable when this returns.
+    /// A fresh job id.
+    pub fn new_id() -> String {
+        crate::catalog::commit::new_run_id()
+    }
+
+    fn upload_path(&self, id: &str) -> Path {
+        self.path(&format!("{id}/upload.fits"))
+    }
+
+    /// Streams an uploaded body into the store for job `id` (multipart, a few MiB in memory
+    /// at a time), refusing a body that is not FITS or is larger than `max` bytes; nothing is
+    /// left behind when it is refused or breaks off.
+    pub async fn put_upload<S, E>(&self, id: &str, body: S, max: u64) -> Result<u64, QueueError>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use futures::StreamExt;
+        let upload = self.loc.store.put_multipart(&self.upload_path(id)).await?;
+        let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, 5 << 20);
+        let mut body = body;
+        let mut total = 0u64;
+        let mut head: Vec<u8> = Vec::new();
+        let outcome: Result<(), QueueError> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| QueueError::UploadBody(e.to_string()))?;
+                total += chunk.len() as u64;
+                if total > max {
+                    return Err(QueueError::UploadTooLarge { limit: max });
+                }
+                if head.len() < 9 {
+                    head.extend_from_slice(&chunk[..chunk.len().min(9 - head.len())]);
+                    if head.len() == 9 && !looks_like_fits(&head) {
+                        return Err(QueueError::NotFits);
+                    }
+                }
+                w.wait_for_capacity(2).await?;
+                w.write(&chunk);
+            }
+            let gzip = head.starts_with(&[0x1f, 0x8b]);
+            if !looks_like_fits(&head) || (!gzip && total < 2880) {
+                return Err(QueueError::NotFits);
+            }
+            Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                w.finish().await?;
+                Ok(total)
+            }
+            Err(e) => {
+                let _ = w.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Records a new job; it is durable when this returns. An upload job's body must have
+    /// been stored under the same id first ([`Queue::put_upload`]).
     pub async fn submit(
         &self,
+        id: String,
         inputs: Vec<String>,
-        upload: Option<Vec<u8>>,
+        upload: bool,
+        client: Option<String>,
     ) -> Result<Job, QueueError> {
-        let id = crate::catalog::commit::new_run_id();
         let spec = JobSpec {
             id: id.clone(),
-            inputs: if upload.is_some() {
+            inputs: if upload {
                 vec!["upload.fits".into()]
             } else {
                 inputs
             },
-            upload: upload.is_some(),
+            upload,
             created_at: now(),
+            client,
         };
-        if let Some(body) = upload {
-            self.loc
-                .store
-                .put(&self.path(&format!("{id}/upload.fits")), body.into())
-                .await?;
-        }
         let bytes = serde_json::to_vec_pretty(&spec).expect("a job spec serialises");
         self.create(&self.path(&format!("{id}/job.json")), bytes)
             .await?;
         Ok(Job { spec, last: None })
     }
 
-    /// The uploaded body of an upload job.
-    pub async fn upload(&self, id: &str) -> Result<bytes::Bytes, QueueError> {
-        Ok(self
+    /// Copies an upload job's body to a local file, streaming.
+    pub async fn download_upload(
+        &self,
+        id: &str,
+        dest: &std::path::Path,
+    ) -> Result<(), QueueError> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let got = self.loc.store.get(&self.upload_path(id)).await?;
+        let mut stream = got.into_stream();
+        let mut f = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| QueueError::UploadBody(e.to_string()))?;
+        while let Some(chunk) = stream.next().await {
+            f.write_all(&chunk?)
+                .await
+                .map_err(|e| QueueError::UploadBody(e.to_string()))?;
+        }
+        f.flush()
+            .await
+            .map_err(|e| QueueError::UploadBody(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Whether an upload job's body is still stored.
+    pub async fn has_upload(&self, id: &str) -> Result<bool, QueueError> {
+        match self.loc.store.head(&self.upload_path(id)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes an upload job's body (once the job has ended).
+    pub async fn delete_upload(&self, id: &str) -> Result<(), QueueError> {
+        match self.loc.store.delete(&self.upload_path(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes every object of a job (its record, events and upload).
+    pub async fn purge(&self, id: &str) -> Result<(), QueueError> {
+        let objects: Vec<_> = self
             .loc
             .store
-            .get(&self.path(&format!("{id}/upload.fits")))
-            .await?
-            .bytes()
-            .await?)
+            .list(Some(&self.path(id)))
+            .try_collect()
+            .await?;
+        // The record goes last, so a half-purged job is never listed without its events.
+        let (record, rest): (Vec<_>, Vec<_>) = objects
+            .into_iter()
+            .partition(|m| m.location.filename() == Some("job.json"));
+        for m in rest.into_iter().chain(record) {
+            match self.loc.store.delete(&m.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// One job with its latest state.
@@ -400,6 +528,14 @@ impl Queue {
         self.append(job, e).await
     }
 
+    /// Ends, as failed with `reason`, a job whose worker kept dying on it (its lease lapsed
+    /// with `attempt` runs spent). False when another worker changed it first.
+    pub async fn abandon(&self, job: &Job, reason: String) -> Result<bool, QueueError> {
+        let mut e = Self::event(job, State::Failed);
+        e.error = Some(reason);
+        self.append(job, e).await
+    }
+
     /// Gives a running job back to the queue (graceful shutdown).
     pub async fn release(&self, job: &Job) -> Result<bool, QueueError> {
         self.append(job, Self::event(job, State::Queued)).await
@@ -468,7 +604,10 @@ mod tests {
     async fn claims_race_to_one_winner_and_leases_expire() {
         let loc = Location::open("memory://queue-test").unwrap();
         let q = Queue::new(loc);
-        let job = q.submit(vec!["a.fits".into()], None).await.unwrap();
+        let job = q
+            .submit(Queue::new_id(), vec!["a.fits".into()], false, None)
+            .await
+            .unwrap();
         assert_eq!(q.get(&job.spec.id).await.unwrap().state(), State::Queued);
         // Two workers with the same view: one claim wins.
         let (a, b) = tokio::join!(q.claim(&job, "w1", 60.0), q.claim(&job, "w2", 60.0));
@@ -494,5 +633,46 @@ mod tests {
         assert!(q.cancel(&job.spec.id).await.is_err());
         assert_eq!(q.retry(&job.spec.id).await.unwrap().state(), State::Queued);
         assert_eq!(q.list().await.unwrap().len(), 1);
+        // A job whose worker died on it too often ends failed; purging removes it.
+        let j = q.get(&job.spec.id).await.unwrap();
+        assert!(q.abandon(&j, "died".into()).await.unwrap());
+        assert_eq!(q.get(&job.spec.id).await.unwrap().state(), State::Failed);
+        q.purge(&job.spec.id).await.unwrap();
+        assert!(q.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn uploads_are_streamed_checked_and_capped() {
+        let q = Queue::new(Location::open("memory://upload-test").unwrap());
+        let chunks = |parts: Vec<Vec<u8>>| {
+            futures::stream::iter(
+                parts
+                    .into_iter()
+                    .map(|p| Ok::<_, std::io::Error>(bytes::Bytes::from(p))),
+            )
+        };
+        let mut fits = b"SIMPLE  =".to_vec();
+        fits.resize(2880 * 2, b' ');
+        let id = Queue::new_id();
+        let n = q
+            .put_upload(
+                &id,
+                chunks(vec![fits[..5].to_vec(), fits[5..].to_vec()]),
+                10_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 5760);
+        assert!(matches!(
+            q.put_upload(&Queue::new_id(), chunks(vec![fits.clone()]), 100)
+                .await,
+            Err(QueueError::UploadTooLarge { limit: 100 })
+        ));
+        assert!(matches!(
+            q.put_upload(&Queue::new_id(), chunks(vec![b"hello world".to_vec()]), 100)
+                .await,
+            Err(QueueError::NotFits)
+        ));
+        q.delete_upload(&id).await.unwrap();
     }
 }

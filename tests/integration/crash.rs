@@ -144,7 +144,10 @@ async fn sigkill_during_ingest_and_compact_loses_and_duplicates_nothing() {
     let mut rounds = 0;
     while kills < 20 {
         rounds += 1;
-        assert!(rounds < 20, "only {kills} kills landed in {rounds} rounds");
+        // A resumed ingest has less left to do, so later kills of a round land less often;
+        // under a loaded machine (other tests running) the timing varies more: many rounds
+        // are allowed, and the loop ends at 20 kills anyway.
+        assert!(rounds < 60, "only {kills} kills landed in {rounds} rounds");
         let cat = s.path(&format!("crash{rounds}"));
         let cat_s = cat.display().to_string();
         // A few kills into one catalog, each resuming where the last one stopped.

@@ -268,3 +268,103 @@ pub async fn sample_field_catalog(s: &Scratch) -> (f64, f64) {
     ingest(&[&inputs], &s.path("cat")).await;
     (frame.spec.ra0, frame.spec.dec0)
 }
+
+/// A process of the real binary, killed when dropped (so a failing assert leaves nothing
+/// behind). Its JSON log lines are read as they come, so the addresses it bound (port 0) are
+/// read back from its own "serving" lines — no pick-a-free-port-then-spawn race.
+pub struct Proc {
+    pub child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Proc {
+    /// Starts `astropipe ARGS` with `env`; `fd_limit` lowers its open-file limit.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)], fd_limit: Option<u64>) -> Proc {
+        use std::io::BufRead;
+        let mut cmd = astropipe(env);
+        cmd.env("RUST_LOG", "info")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        if let Some(n) = fd_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child here.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let r = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("astropipe starts");
+        let out = child.stdout.take().expect("piped stdout");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        Proc { child, lines }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The `addr` of the first log line whose message is `message` (waits up to 60 s).
+    pub fn addr_of(&mut self, message: &str) -> SocketAddr {
+        let t0 = std::time::Instant::now();
+        loop {
+            if let Some(a) = self.lines.lock().unwrap().iter().find_map(|l| {
+                (l["fields"]["message"] == message)
+                    .then(|| l["fields"]["addr"].as_str()?.parse().ok())
+                    .flatten()
+            }) {
+                return a;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("astropipe exited ({st}) before logging {message:?}");
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "astropipe never logged {message:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// A field of `/proc/PID/status` in KiB (VmHWM: peak resident memory; VmRSS: now).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
+    /// Sends SIGKILL and waits.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -8,6 +8,7 @@ mod fits_cli;
 mod fits_hostile;
 mod fits_reference;
 mod flight;
+mod hardening;
 mod hats_interop;
 mod helpers;
 mod image_science;

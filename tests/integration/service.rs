@@ -90,7 +90,7 @@ async fn slow_and_memory_hungry_queries_are_stopped_with_a_reason() {
     let limits = Limits {
         timeout: Some(Duration::from_secs(1)),
         memory: Some(16 << 20),
-        max_rows: None,
+        ..Limits::default()
     };
     let server = TestServer::start_with(opts(&cat, limits, None)).await;
     let (status, _, body) = server

@@ -18,9 +18,13 @@ fn free_port() -> u16 {
 }
 
 fn start_worker(cat: &Path, port: u16) -> Child {
+    // Inputs may come from the scratch directory the test writes them to.
+    let root = cat.parent().unwrap().display().to_string();
     astropipe(&[])
         .args([
             "worker",
+            "--allow-input",
+            &root,
             "--catalog",
             &cat.display().to_string(),
             "--addr",
@@ -188,10 +192,23 @@ async fn accepted_jobs_survive_kill_9_and_run_exactly_once() {
     )
     .await;
     assert_eq!(status, 409, "{conflict}");
-    // A job over a missing input fails with the reason, and can be retried.
+    // An input outside the allowed roots is refused at once.
+    let (status, refused) = json(
+        c.post(format!("{base}/v1/jobs"))
+            .body(serde_json::json!({ "inputs": ["/etc/passwd"] }).to_string())
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["code"], "input_not_allowed", "{refused}");
+    // A job over a missing input (under a root) fails with the reason, and can be retried.
+    let missing = s.path("nonexistent/x.fits").display().to_string();
     let (_, bad) = json(
         c.post(format!("{base}/v1/jobs"))
-            .body(serde_json::json!({ "inputs": ["/nonexistent/x.fits"] }).to_string())
+            .body(serde_json::json!({ "inputs": [missing] }).to_string())
             .header("content-type", "application/json")
             .send()
             .await
@@ -204,7 +221,7 @@ async fn accepted_jobs_survive_kill_9_and_run_exactly_once() {
         failed["error"]
             .as_str()
             .unwrap()
-            .contains("/nonexistent/x.fits"),
+            .contains("nonexistent/x.fits"),
         "{failed}"
     );
     let (status, _) = json(
@@ -276,6 +293,9 @@ async fn the_jobs_api_requires_the_token_when_one_is_set() {
     let token = "worker-token-0123456789";
     opts.auth_token = Some(token.into());
     opts.poll = Duration::from_millis(100);
+    opts.allowed = std::sync::Arc::new(
+        astropipe::ingest::inputs::InputRoots::parse(&[s.0.display().to_string()]).unwrap(),
+    );
     let worker = Worker::build(opts).await.unwrap();
     let base = format!("http://{}", worker.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -283,7 +303,8 @@ async fn the_jobs_api_requires_the_token_when_one_is_set() {
         let _ = rx.await;
     }));
     let c = reqwest::Client::new();
-    let body = serde_json::json!({ "inputs": ["/nonexistent.fits"] }).to_string();
+    let missing = s.path("nonexistent.fits").display().to_string();
+    let body = serde_json::json!({ "inputs": [missing] }).to_string();
     let r = c
         .post(format!("{base}/v1/jobs"))
         .body(body.clone())

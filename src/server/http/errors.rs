@@ -1,7 +1,8 @@
 //! API errors: a stable machine-readable `code`, a human `message`, and the status that fits
-//! the cause (400 bad SQL, 401 missing or wrong token, 403 forbidden statement, 404 unknown
-//! route, 406 unsupported format, 413 request too large, 422 query needs more memory than
-//! allowed, 503 not ready, 504 query timed out, 500 otherwise).
+//! the cause (400 bad SQL or a statement too large or too deep, 401 missing or wrong token,
+//! 403 forbidden statement, 404 unknown route, 406 unsupported format, 413 request too large,
+//! 422 the query needs more memory than allowed or builds a value too large, 429 the client
+//! is over one of its own caps, 503 not ready or busy, 504 query timed out, 500 a bug).
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -32,6 +33,9 @@ impl ApiError {
     pub fn not_ready(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
     }
+    pub fn too_many(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+    }
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -43,20 +47,38 @@ impl ApiError {
 
 impl From<crate::query::QueryError> for ApiError {
     fn from(e: crate::query::QueryError) -> Self {
-        use crate::query::QueryError as Q;
-        match e {
-            Q::Forbidden(f) => {
-                ApiError::new(StatusCode::FORBIDDEN, "forbidden_statement", f.to_string())
+        use crate::query::{LimitExceeded as L, QueryError as Q};
+        let message = e.to_string();
+        let (status, code) = match &e {
+            Q::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden_statement"),
+            Q::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            Q::Limit(l) => {
+                crate::telemetry::metrics()
+                    .refusals
+                    .with_label_values(&[l.name()])
+                    .inc();
+                match l {
+                    L::StatementSize { .. } | L::Depth { .. } => {
+                        (StatusCode::BAD_REQUEST, "query_too_large")
+                    }
+                    L::Value { .. } | L::Batch { .. } => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, "value_too_large")
+                    }
+                    L::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+                    L::Spill {
+                        all_queries: false, ..
+                    } => (StatusCode::UNPROCESSABLE_ENTITY, "resources_exhausted"),
+                    L::Spill {
+                        all_queries: true, ..
+                    } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+                }
             }
-            Q::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", m),
-            Q::Execution(m) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "execution_error", m)
-            }
-            Q::Timeout(m) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", m),
-            Q::ResourcesExhausted(m) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "resources_exhausted", m)
-            }
-        }
+            Q::ResourcesExhausted(_) => (StatusCode::UNPROCESSABLE_ENTITY, "resources_exhausted"),
+            Q::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Q::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            Q::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        };
+        ApiError::new(status, code, message)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Probes: `/livez` (the process answers), `/readyz` and its alias `/healthz` (the catalog is
-//! loaded and its store reachable; 503 otherwise).
+//! loaded and its store answered the refresher lately; 503 otherwise).
 
 use super::errors::ApiError;
 use crate::server::AppState;
@@ -13,16 +13,28 @@ pub async fn livez() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+/// Ready when the catalog is loaded and its store answered the last refresh (no store call
+/// per probe). The body says only ready or not, unless the caller presents the service's
+/// token: then it names the catalog and the version served.
+pub async fn readyz(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     if !state.ready.load(Ordering::Acquire) {
-        return Err(ApiError::not_ready("the catalog is not loaded yet"));
+        return Err(ApiError::not_ready("not ready"));
     }
-    crate::catalog::commit::latest_version(&state.loc)
-        .await
-        .map_err(|e| ApiError::not_ready(format!("catalog store unreachable: {e}")))?;
-    Ok(Json(json!({
-        "status": "ready",
-        "catalog": state.loc.uri,
-        "version": state.version.load(Ordering::Acquire),
-    })))
+    if !state.store_reachable() {
+        return Err(ApiError::not_ready("not ready"));
+    }
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if state.auth_token.is_some() && state.authorized(header) {
+        return Ok(Json(json!({
+            "status": "ready",
+            "catalog": state.loc.uri,
+            "version": state.version.load(Ordering::Acquire),
+        })));
+    }
+    Ok(Json(json!({ "status": "ready" })))
 }

@@ -82,6 +82,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::readyz))
         .route("/metrics", get(metrics::metrics_text))
         .fallback(errors::not_found)
+        .layer(axum::middleware::from_fn(crate::http::catch_panic))
         .layer(DefaultBodyLimit::max(sql::MAX_SQL_BYTES + 1))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -13,7 +13,7 @@ use crate::query::format::Format;
 use crate::query::{tap_schema, votable};
 use crate::server::AppState;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,7 +46,12 @@ fn scs_error(message: &str) -> Response {
     r
 }
 
-pub async fn cone(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
+pub async fn cone(
+    State(state): State<Arc<AppState>>,
+    peer: crate::http::Peer,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let p: HashMap<String, String> =
         url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
             .map(|(k, v)| (k.to_ascii_uppercase(), v.into_owned()))
@@ -128,7 +133,8 @@ pub async fn cone(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -
         ("dist_deg", "pos.angDistance"),
     ];
     let t0 = std::time::Instant::now();
-    let r = stream_query(&state, &sql, Format::VOTable, &state.limits, &ucds).await;
+    let client = state.client(peer.0, &headers);
+    let r = stream_query(&state, &client, &sql, Format::VOTable, &state.limits, &ucds).await;
     let m = crate::telemetry::metrics();
     m.queries
         .with_label_values(&["scs", if r.is_ok() { "ok" } else { "error" }])

@@ -1,15 +1,17 @@
 //! `POST /v1/sql`: the body is the SQL text, or JSON `{"sql": "..."}`. The result streams in
 //! the format chosen by `?format=` or by `Accept` (q-values honoured; 406 when nothing
 //! acceptable is supported): JSON array of row objects (default), NDJSON, CSV, Arrow IPC
-//! stream, Parquet. Results are limited by the service's [`crate::query::Limits`]: the header
-//! `x-astropipe-row-limit` gives the row cap and the HTTP trailer `x-astropipe-truncated`
-//! (sent after the body) says whether the result was cut at it.
+//! stream, Parquet. Results are limited by the service's [`crate::query::Limits`]: the headers
+//! `x-astropipe-row-limit` and `x-astropipe-byte-limit` give the caps and the HTTP trailer
+//! `x-astropipe-truncated` (sent after the body) says whether the result was cut at one.
 
 use super::errors::ApiError;
+use crate::http::client::{ClientId, Slot};
+use crate::query;
 use crate::query::format::{BatchEncoder, Format};
-use crate::query::{self, clean_message};
 use crate::server::AppState;
 use crate::telemetry::metrics;
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -18,6 +20,7 @@ use axum::response::Response;
 use futures::StreamExt;
 use http_body::Frame;
 use serde::Deserialize;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -38,6 +41,7 @@ pub const MAX_SQL_BYTES: usize = 1 << 20;
 pub async fn post_sql(
     State(state): State<Arc<AppState>>,
     Query(params): Query<SqlParams>,
+    peer: crate::http::Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -48,8 +52,9 @@ pub async fn post_sql(
         ));
     }
     let sql = sql_text(&headers, &body)?;
+    let client = state.client(peer.0, &headers);
     let t0 = Instant::now();
-    let result = stream_query(&state, &sql, format, &state.limits, &[]).await;
+    let result = stream_query(&state, &client, &sql, format, &state.limits, &[]).await;
     let outcome = match &result {
         Ok(_) => "ok",
         Err(e) if e.status == StatusCode::FORBIDDEN => "forbidden",
@@ -66,24 +71,53 @@ pub async fn post_sql(
 
 /// Response header giving the row limit of results.
 pub const ROW_LIMIT_HEADER: &str = "x-astropipe-row-limit";
-/// Trailer (sent after the body) saying whether the result was cut at the row limit.
+/// Response header giving the byte limit of results.
+pub const BYTE_LIMIT_HEADER: &str = "x-astropipe-byte-limit";
+/// Trailer (sent after the body) saying whether the result was cut at the row or byte limit.
 pub const TRUNCATED_TRAILER: &str = "x-astropipe-truncated";
 
-/// Runs `sql` under `limits` and streams the result in `format` (also used by TAP and Cone
-/// Search). `ucds` replaces the UCDs of named columns in the VOTable head (Cone Search needs
-/// its UCD1 names).
+/// Rows encoded at a time, so that the byte limit cuts a result close to it.
+const SLICE_ROWS: usize = 1024;
+
+/// Runs `sql` for `client` under `limits` and streams the result in `format` (also used by
+/// TAP and Cone Search). The client holds one of its query slots until the response ends
+/// (429 when it has none left). `ucds` replaces the UCDs of named columns in the VOTable
+/// head (Cone Search needs its UCD1 names).
 pub async fn stream_query(
     state: &AppState,
+    client: &ClientId,
     sql: &str,
     format: Format,
     limits: &query::Limits,
     ucds: &[(&str, &str)],
 ) -> Result<Response, ApiError> {
-    let limited = query::execute_limited(&state.ctx, sql, limits).await?;
+    let slot = state.query_slots.try_acquire(client).ok_or_else(|| {
+        metrics()
+            .refusals
+            .with_label_values(&["client_queries"])
+            .inc();
+        ApiError::too_many(format!(
+            "this client already runs {} queries; wait for one to finish (--max-client-queries)",
+            state.query_slots.per_client()
+        ))
+    })?;
+    stream_query_in_slot(state, sql, format, limits, ucds, Some(slot)).await
+}
+
+/// [`stream_query`] for a caller that already holds the client's slot (or needs none).
+pub async fn stream_query_in_slot(
+    state: &AppState,
+    sql: &str,
+    format: Format,
+    limits: &query::Limits,
+    ucds: &[(&str, &str)],
+    slot: Option<Slot>,
+) -> Result<Response, ApiError> {
+    let limited = query::execute(&state.ctx, sql, None, limits, &state.budget).await?;
     let truncated = limited.truncated.clone();
     let mut stream = limited.stream;
     let schema = with_ucds(&stream.schema(), ucds);
-    let (mut enc, head) =
+    let (enc, head) =
         BatchEncoder::new(format, &schema).map_err(|e| ApiError::bad_request(e.to_string()))?;
     // Pull the first batch before answering, so that most execution errors still get a
     // proper status instead of a truncated body.
@@ -92,15 +126,21 @@ pub async fn stream_query(
         Some(Err(e)) => return Err(query::QueryError::from_execution(&e).into()),
         None => None,
     };
-    let mut prefix = head;
-    if let Some(b) = &first {
-        prefix.extend(
-            enc.encode(b)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?,
-        );
+    let mut queue = VecDeque::new();
+    if let Some(b) = first {
+        queue.extend(slices(&b));
     }
-    let frames = body_frames(prefix, stream, enc, truncated);
-    let mut resp = Response::new(Body::new(http_body_util::StreamBody::new(frames)));
+    let out = Out {
+        step: Step::Prefix(head),
+        stream: Some(stream),
+        queue,
+        enc: Some(enc),
+        truncated,
+        sent: 0,
+        max_bytes: limits.max_result_bytes,
+        _slot: slot,
+    };
+    let mut resp = Response::new(Body::new(http_body_util::StreamBody::new(body_frames(out))));
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -109,6 +149,9 @@ pub async fn stream_query(
     h.insert(header::TRAILER, HeaderValue::from_static(TRUNCATED_TRAILER));
     if let Some(n) = limits.max_rows {
         h.insert(ROW_LIMIT_HEADER, HeaderValue::from(n));
+    }
+    if let Some(n) = limits.max_result_bytes {
+        h.insert(BYTE_LIMIT_HEADER, HeaderValue::from(n));
     }
     Ok(resp)
 }
@@ -137,86 +180,138 @@ pub fn with_ucds(schema: &SchemaRef, ucds: &[(&str, &str)]) -> SchemaRef {
     ))
 }
 
-/// The body: the encoded batches, the encoder's trailer, then the HTTP trailer saying whether
-/// the row limit cut the result.
-fn body_frames(
-    prefix: Vec<u8>,
-    stream: datafusion::execution::SendableRecordBatchStream,
-    enc: BatchEncoder,
-    truncated: Arc<AtomicBool>,
-) -> impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send {
-    enum Step {
-        Prefix(Vec<u8>),
-        Batches,
-        Trailer,
-        Done,
+fn slices(b: &RecordBatch) -> Vec<RecordBatch> {
+    if b.num_rows() <= SLICE_ROWS {
+        return vec![b.clone()];
     }
-    let state = (Step::Prefix(prefix), stream, Some(enc), truncated);
-    futures::stream::unfold(state, |(step, mut stream, mut enc, truncated)| async move {
-        match step {
-            Step::Prefix(p) => Some((
-                Ok(Frame::data(Bytes::from(p))),
-                (Step::Batches, stream, enc, truncated),
-            )),
-            Step::Batches => match stream.next().await {
-                Some(Ok(batch)) => {
-                    let e = enc.as_mut()?;
-                    match e.encode(&batch) {
-                        Ok(bytes) => Some((
-                            Ok(Frame::data(Bytes::from(bytes))),
-                            (Step::Batches, stream, enc, truncated),
-                        )),
-                        Err(err) => Some((
-                            Err(std::io::Error::other(err.to_string())),
-                            (Step::Done, stream, None, truncated),
-                        )),
-                    }
-                }
-                Some(Err(err)) => {
-                    let message = clean_message(&err);
-                    match enc.take() {
-                        // VOTable says it inside the document, which then ends normally.
-                        Some(e) if e.reports_errors_in_band() => Some((
-                            Ok(Frame::data(Bytes::from(e.fail(&message)))),
-                            (Step::Trailer, stream, None, truncated),
-                        )),
-                        _ => Some((
-                            Err(std::io::Error::other(message)),
-                            (Step::Done, stream, None, truncated),
-                        )),
-                    }
-                }
-                None => {
-                    let e = enc.take()?;
-                    match e.finish_with(truncated.load(Ordering::Acquire)) {
-                        Ok(bytes) => Some((
-                            Ok(Frame::data(Bytes::from(bytes))),
-                            (Step::Trailer, stream, None, truncated),
-                        )),
-                        Err(err) => Some((
-                            Err(std::io::Error::other(err.to_string())),
-                            (Step::Done, stream, None, truncated),
-                        )),
-                    }
-                }
-            },
-            Step::Trailer => {
-                let mut t = HeaderMap::new();
-                let v = if truncated.load(Ordering::Acquire) {
-                    "true"
-                } else {
-                    "false"
-                };
-                t.insert(TRUNCATED_TRAILER, HeaderValue::from_static(v));
-                if v == "true" {
-                    metrics().truncated_results.inc();
-                }
-                Some((
-                    Ok(Frame::trailers(t)),
-                    (Step::Done, stream, None, truncated),
-                ))
+    (0..b.num_rows())
+        .step_by(SLICE_ROWS)
+        .map(|at| b.slice(at, SLICE_ROWS.min(b.num_rows() - at)))
+        .collect()
+}
+
+enum Step {
+    Prefix(Vec<u8>),
+    Batches,
+    Trailer,
+    Done,
+}
+
+/// The state of a response body being produced.
+struct Out {
+    step: Step,
+    stream: Option<datafusion::execution::SendableRecordBatchStream>,
+    /// Slices of the current batch still to encode.
+    queue: VecDeque<RecordBatch>,
+    enc: Option<BatchEncoder>,
+    truncated: Arc<AtomicBool>,
+    sent: usize,
+    max_bytes: Option<usize>,
+    _slot: Option<Slot>,
+}
+
+impl Out {
+    /// Ends the document (normally, or cut at a limit).
+    fn finish(&mut self) -> Option<Result<Frame<Bytes>, std::io::Error>> {
+        self.stream = None;
+        let e = self.enc.take()?;
+        match e.finish_with(self.truncated.load(Ordering::Acquire)) {
+            Ok(bytes) => {
+                self.step = Step::Trailer;
+                Some(Ok(Frame::data(Bytes::from(bytes))))
             }
-            Step::Done => None,
+            Err(err) => {
+                self.step = Step::Done;
+                Some(Err(std::io::Error::other(err.to_string())))
+            }
+        }
+    }
+}
+
+/// The body: the encoded batches, the encoder's trailer, then the HTTP trailer saying whether
+/// a limit cut the result.
+fn body_frames(
+    out: Out,
+) -> impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send {
+    futures::stream::unfold(out, |mut o| async move {
+        loop {
+            match std::mem::replace(&mut o.step, Step::Done) {
+                Step::Prefix(p) => {
+                    o.sent += p.len();
+                    o.step = Step::Batches;
+                    if !p.is_empty() {
+                        return Some((Ok(Frame::data(Bytes::from(p))), o));
+                    }
+                }
+                Step::Batches => {
+                    let pending = o.enc.as_ref().map_or(0, |e| e.pending_bytes());
+                    if o.max_bytes.is_some_and(|m| o.sent + pending >= m) {
+                        o.truncated.store(true, Ordering::Release);
+                        metrics()
+                            .refusals
+                            .with_label_values(&["result_bytes"])
+                            .inc();
+                        let f = o.finish()?;
+                        return Some((f, o));
+                    }
+                    if let Some(slice) = o.queue.pop_front() {
+                        let e = o.enc.as_mut()?;
+                        match e.encode(&slice) {
+                            Ok(bytes) => {
+                                o.sent += bytes.len();
+                                o.step = Step::Batches;
+                                if !bytes.is_empty() {
+                                    return Some((Ok(Frame::data(Bytes::from(bytes))), o));
+                                }
+                                continue;
+                            }
+                            Err(err) => {
+                                return Some((Err(std::io::Error::other(err.to_string())), o));
+                            }
+                        }
+                    }
+                    let next = match o.stream.as_mut() {
+                        Some(s) => s.next().await,
+                        None => None,
+                    };
+                    match next {
+                        Some(Ok(batch)) => {
+                            o.queue.extend(slices(&batch));
+                            o.step = Step::Batches;
+                        }
+                        Some(Err(err)) => {
+                            o.stream = None;
+                            let message = query::QueryError::from_execution(&err).to_string();
+                            return match o.enc.take() {
+                                // VOTable says it inside the document, which then ends normally.
+                                Some(e) if e.reports_errors_in_band() => {
+                                    o.step = Step::Trailer;
+                                    Some((Ok(Frame::data(Bytes::from(e.fail(&message)))), o))
+                                }
+                                _ => Some((Err(std::io::Error::other(message)), o)),
+                            };
+                        }
+                        None => {
+                            let f = o.finish()?;
+                            return Some((f, o));
+                        }
+                    }
+                }
+                Step::Trailer => {
+                    let mut t = HeaderMap::new();
+                    let v = if o.truncated.load(Ordering::Acquire) {
+                        "true"
+                    } else {
+                        "false"
+                    };
+                    t.insert(TRUNCATED_TRAILER, HeaderValue::from_static(v));
+                    if v == "true" {
+                        metrics().truncated_results.inc();
+                    }
+                    return Some((Ok(Frame::trailers(t)), o));
+                }
+                Step::Done => return None,
+            }
         }
     })
 }

@@ -4,19 +4,27 @@
 //!   `QUERY`, `MAXREC`, `RESPONSEFORMAT` (or `FORMAT`): `votable` (default), `csv`, `parquet`.
 //!   ADQL is translated by [`crate::query::adql`] and runs through the same guard and limits
 //!   as `/v1/sql`; the VOTable says `QUERY_STATUS` OK, then OVERFLOW after the table when
-//!   `MAXREC` (or the service's row cap) cut it; `MAXREC=0` answers the columns only.
+//!   `MAXREC` (or the service's row or byte cap) cut it; `MAXREC=0` answers the columns only.
 //!   Errors are VOTable documents with `QUERY_STATUS` ERROR and a 4xx/5xx status.
 //! - `/tap/async`: UWS 1.1 jobs — `POST` creates one (303 to it; `PHASE=RUN` starts it at
 //!   once), `POST {job}/phase` with `PHASE=RUN|ABORT`, `GET {job}?WAIT=s` blocks until the
 //!   phase changes (at most 60 s), `{job}/results/result`, `{job}/error`, `DELETE {job}`
-//!   (or `POST ACTION=DELETE`). Jobs live in this process's memory (at most 256; results
-//!   bounded by MAXREC) for 24 h: they do not survive a restart.
+//!   (or `POST ACTION=DELETE`). Jobs live in this process (they do not survive a restart),
+//!   bounded per client ([`TapLimits`]): a client keeps at most `jobs_per_client` jobs (its
+//!   oldest finished job makes room for a new one; 429 when all are unfinished), a job
+//!   never run is destroyed after an hour, every job after 24 h. A job runs in one of its
+//!   client's query slots (it stays QUEUED until one is free). Results are written to a
+//!   directory on disk, never held in memory, within a total size.
 //! - VOSI `/tap/capabilities` (ADQL with its geometry functions, output formats, limits),
 //!   `/tap/availability`, `/tap/tables` (units, UCDs, descriptions); TAP_SCHEMA is queryable
 //!   ([`crate::query::tap_schema`]).
+//!
+//! Absolute URLs in documents and `Location` headers come from [`crate::http::client::base_url`]
+//! (forwarded headers only from trusted proxies, hosts validated) and are XML-escaped.
 
 use super::errors::ApiError;
-use super::sql::stream_query;
+use super::sql::{stream_query, stream_query_in_slot};
+use crate::http::client::{ClientId, base_url};
 use crate::query::format::Format;
 use crate::query::{self, Limits, adql, tap_schema, votable};
 use crate::server::AppState;
@@ -24,22 +32,58 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use tokio::io::AsyncWriteExt;
 
 /// Rows a query returns when it sets no MAXREC.
 pub const DEFAULT_MAXREC: usize = 100_000;
 /// MAXREC ceiling when the service sets no row cap.
 pub const HARD_MAXREC: usize = 10_000_000;
-const MAX_JOBS: usize = 256;
-const JOB_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 const EXECUTION_DURATION_S: u64 = 600;
-const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Longest a `WAIT` blocks.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Parameters one job may carry, and their total size beyond the query itself.
+const MAX_PARAMS: usize = 64;
+const MAX_PARAM_BYTES: usize = 16 << 10;
 
 const VOTABLE_CT: &str = "application/x-votable+xml";
 const XML_CT: &str = "text/xml; charset=utf-8";
+
+/// What async jobs may hold.
+#[derive(Debug, Clone)]
+pub struct TapLimits {
+    /// Jobs one client keeps (any phase).
+    pub jobs_per_client: usize,
+    /// Jobs of all clients together.
+    pub max_jobs: usize,
+    /// A job is destroyed this long after its creation.
+    pub lifetime: Duration,
+    /// A job never started is destroyed this long after its creation.
+    pub pending_lifetime: Duration,
+    /// The directory results are written under (a private subdirectory is made in it).
+    pub results_dir: PathBuf,
+    /// Bytes of results kept on disk, all jobs together.
+    pub results_bytes: u64,
+}
+
+impl Default for TapLimits {
+    fn default() -> Self {
+        TapLimits {
+            jobs_per_client: 32,
+            max_jobs: 4096,
+            lifetime: Duration::from_secs(24 * 3600),
+            pending_lifetime: Duration::from_secs(3600),
+            results_dir: std::env::temp_dir(),
+            results_bytes: 8 << 30,
+        }
+    }
+}
 
 /// Request parameters, names upper-cased (TAP parameter names are case-insensitive).
 type Params = HashMap<String, String>;
@@ -91,14 +135,9 @@ fn see_other(location: &str) -> Response {
     r
 }
 
-/// `http://host` as the client addressed us (for absolute links in UWS and VOSI documents).
-fn base_url(headers: &HeaderMap) -> String {
-    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
-    let proto = get("x-forwarded-proto").unwrap_or("http");
-    let host = get("x-forwarded-host")
-        .or_else(|| get(header::HOST.as_str()))
-        .unwrap_or("localhost");
-    format!("{proto}://{host}")
+/// Where the client reached us, for absolute links (validated, see the module docs).
+fn base(state: &AppState, peer: &crate::http::Peer, headers: &HeaderMap) -> String {
+    base_url(peer.0, headers, &state.conn.trusted_proxies, None)
 }
 
 /// A validated query request.
@@ -131,6 +170,8 @@ fn parse_query(state: &AppState, p: &Params) -> Result<TapQuery, ApiError> {
         .filter(|q| !q.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("QUERY is missing"))?
         .clone();
+    // The translator only sees statements within the size limit.
+    query::statement::check_text(&adql, &state.limits).map_err(query::QueryError::from)?;
     let hard = hard_limit(state);
     let maxrec = match p.get("MAXREC") {
         None => DEFAULT_MAXREC.min(hard),
@@ -165,7 +206,8 @@ fn parse_query(state: &AppState, p: &Params) -> Result<TapQuery, ApiError> {
             }
         }
     };
-    let sql = adql::to_sql(&adql).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let sql = adql::to_sql_with_depth(&adql, state.limits.max_depth)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(TapQuery {
         adql,
         sql,
@@ -178,8 +220,16 @@ fn hard_limit(state: &AppState) -> usize {
     state.limits.max_rows.unwrap_or(HARD_MAXREC)
 }
 
+/// How a TAP query gets its client's query slot.
+enum SlotBy<'a> {
+    /// Now or never (a synchronous request: 429 when the client has none free).
+    Now(&'a ClientId),
+    /// Already held (an async job waited for it).
+    Held(crate::http::client::Slot),
+}
+
 /// Runs a TAP query to a streamed response (or an error for the caller to render).
-async fn execute(state: &AppState, q: &TapQuery) -> Result<Response, ApiError> {
+async fn execute(state: &AppState, q: &TapQuery, slot: SlotBy<'_>) -> Result<Response, ApiError> {
     let t0 = std::time::Instant::now();
     tracing::debug!(adql = %q.adql, sql = %q.sql, maxrec = q.maxrec, "TAP query");
     let r = if q.maxrec == 0 {
@@ -189,7 +239,14 @@ async fn execute(state: &AppState, q: &TapQuery) -> Result<Response, ApiError> {
             max_rows: Some(q.maxrec),
             ..state.limits.clone()
         };
-        stream_query(state, &q.sql, q.format, &limits, &[]).await
+        match slot {
+            SlotBy::Now(client) => {
+                stream_query(state, client, &q.sql, q.format, &limits, &[]).await
+            }
+            SlotBy::Held(s) => {
+                stream_query_in_slot(state, &q.sql, q.format, &limits, &[], Some(s)).await
+            }
+        }
     };
     let outcome = match &r {
         Ok(_) => "ok",
@@ -207,7 +264,7 @@ async fn execute(state: &AppState, q: &TapQuery) -> Result<Response, ApiError> {
 
 /// `MAXREC=0`: the result's columns and an OVERFLOW status, without running the query.
 async fn columns_only(state: &AppState, q: &TapQuery) -> Result<Response, ApiError> {
-    let plan = query::plan_with_params(&state.ctx, &q.sql, None).await?;
+    let plan = query::plan(&state.ctx, &q.sql, None, &state.limits).await?;
     let schema = plan.schema().as_arrow().clone();
     let (enc, head) = votable::VotableEncoder::new(&schema, &[]);
     let body = head + &enc.finish(&votable::Ending::Overflow);
@@ -219,6 +276,7 @@ async fn columns_only(state: &AppState, q: &TapQuery) -> Result<Response, ApiErr
 
 pub async fn sync(
     State(state): State<Arc<AppState>>,
+    peer: crate::http::Peer,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -228,7 +286,8 @@ pub async fn sync(
         Ok(q) => q,
         Err(e) => return from_api(e),
     };
-    match execute(&state, &q).await {
+    let client = state.client(peer.0, &headers);
+    match execute(&state, &q, SlotBy::Now(&client)).await {
         Ok(r) => r,
         Err(e) => from_api(e),
     }
@@ -262,41 +321,156 @@ impl Phase {
     }
 }
 
+/// A finished job's result, in a file of the results directory.
+#[derive(Debug, Clone)]
+struct ResultFile {
+    path: PathBuf,
+    content_type: String,
+    bytes: u64,
+}
+
 struct Job {
+    owner: ClientId,
     params: BTreeMap<String, String>,
     query: Option<TapQuery>,
     phase: tokio::sync::watch::Sender<Phase>,
     created: SystemTime,
     started: Option<SystemTime>,
     ended: Option<SystemTime>,
-    result: Option<(String, Bytes)>,
+    result: Option<ResultFile>,
     error: Option<String>,
     task: Option<tokio::task::AbortHandle>,
 }
 
 /// The async jobs of this process.
-#[derive(Default)]
 pub struct Jobs {
     jobs: Mutex<BTreeMap<String, Job>>,
+    limits: TapLimits,
+    /// A private directory for the results, removed with the service.
+    dir: tempfile::TempDir,
+    /// Bytes of results on disk.
+    stored: AtomicU64,
 }
 
 impl Jobs {
+    pub fn new(limits: TapLimits) -> Result<Self, crate::server::ServeError> {
+        std::fs::create_dir_all(&limits.results_dir).map_err(|source| {
+            crate::server::ServeError::Results {
+                path: limits.results_dir.display().to_string(),
+                source,
+            }
+        })?;
+        let dir = tempfile::Builder::new()
+            .prefix("astropipe-tap-")
+            .tempdir_in(&limits.results_dir)
+            .map_err(|source| crate::server::ServeError::Results {
+                path: limits.results_dir.display().to_string(),
+                source,
+            })?;
+        Ok(Jobs {
+            jobs: Mutex::new(BTreeMap::new()),
+            limits,
+            dir,
+            stored: AtomicU64::new(0),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Job>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn with<T>(&self, id: &str, f: impl FnOnce(&mut Job) -> T) -> Option<T> {
-        self.jobs.lock().ok()?.get_mut(id).map(f)
+        self.lock().get_mut(id).map(f)
+    }
+
+    /// Removes a job: stops it and deletes its result.
+    fn remove_locked(&self, jobs: &mut BTreeMap<String, Job>, id: &str) -> bool {
+        let Some(mut j) = jobs.remove(id) else {
+            return false;
+        };
+        if let Some(t) = j.task.take() {
+            t.abort();
+        }
+        if let Some(r) = j.result.take() {
+            let _ = std::fs::remove_file(&r.path);
+            self.stored.fetch_sub(r.bytes, Ordering::AcqRel);
+        }
+        true
+    }
+
+    /// Drops expired jobs (and jobs never started within their shorter lifetime).
+    fn sweep(&self, jobs: &mut BTreeMap<String, Job>) {
+        let now = SystemTime::now();
+        let expired: Vec<String> = jobs
+            .iter()
+            .filter(|(_, j)| {
+                j.created + self.limits.lifetime <= now
+                    || (*j.phase.borrow() == Phase::Pending
+                        && j.created + self.limits.pending_lifetime <= now)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in expired {
+            self.remove_locked(jobs, &k);
+        }
+    }
+
+    /// The oldest finished job (of `owner`, when given).
+    fn oldest_finished(jobs: &BTreeMap<String, Job>, owner: Option<&ClientId>) -> Option<String> {
+        jobs.iter()
+            .filter(|(_, j)| !j.phase.borrow().active() && owner.is_none_or(|o| &j.owner == o))
+            .min_by_key(|(_, j)| j.created)
+            .map(|(k, _)| k.clone())
+    }
+
+    /// Makes room for one more job of `owner`: its own oldest finished job goes when it is
+    /// at its cap, anyone's oldest finished job when the service is. Err when nothing can go.
+    fn make_room(
+        &self,
+        jobs: &mut BTreeMap<String, Job>,
+        owner: &ClientId,
+    ) -> Result<(), (StatusCode, String)> {
+        self.sweep(jobs);
+        let mine = jobs.values().filter(|j| &j.owner == owner).count();
+        if mine >= self.limits.jobs_per_client {
+            match Self::oldest_finished(jobs, Some(owner)) {
+                Some(k) => {
+                    self.remove_locked(jobs, &k);
+                }
+                None => {
+                    return Err((
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!(
+                            "this client has {mine} unfinished async jobs, its limit; delete or abort some first"
+                        ),
+                    ));
+                }
+            }
+        }
+        if jobs.len() >= self.limits.max_jobs {
+            match Self::oldest_finished(jobs, None) {
+                Some(k) => {
+                    self.remove_locked(jobs, &k);
+                }
+                None => {
+                    return Err((
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many unfinished async jobs; try again later".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
 use crate::catalog::commit::rfc3339;
 
-fn job_xml(id: &str, job: &Job, base: &str) -> String {
+fn job_xml(id: &str, job: &Job, base: &str, lifetime: Duration) -> String {
     let phase = *job.phase.borrow();
     let mut s = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<uws:job xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" version=\"1.1\">\n",
     );
-    let t = |x: Option<SystemTime>| match x {
-        Some(t) => format!(">{}<", rfc3339(t)),
-        None => " xsi:nil=\"true\"/><".into(),
-    };
     let _ = writeln!(s, "<uws:jobId>{}</uws:jobId>", votable::escape(id));
     s.push_str("<uws:ownerId xsi:nil=\"true\"/>\n");
     let _ = writeln!(s, "<uws:phase>{}</uws:phase>", phase.name());
@@ -307,11 +481,13 @@ fn job_xml(id: &str, job: &Job, base: &str) -> String {
         rfc3339(job.created)
     );
     for (tag, v) in [("startTime", job.started), ("endTime", job.ended)] {
-        let body = t(v);
-        if body.starts_with(' ') {
-            let _ = writeln!(s, "<uws:{tag} xsi:nil=\"true\"/>");
-        } else {
-            let _ = writeln!(s, "<uws:{tag}{body}/uws:{tag}>");
+        match v {
+            Some(t) => {
+                let _ = writeln!(s, "<uws:{tag}>{}</uws:{tag}>", rfc3339(t));
+            }
+            None => {
+                let _ = writeln!(s, "<uws:{tag} xsi:nil=\"true\"/>");
+            }
         }
     }
     let _ = writeln!(
@@ -321,7 +497,7 @@ fn job_xml(id: &str, job: &Job, base: &str) -> String {
     let _ = writeln!(
         s,
         "<uws:destruction>{}</uws:destruction>",
-        rfc3339(job.created + JOB_LIFETIME)
+        rfc3339(job.created + lifetime)
     );
     s.push_str("<uws:parameters>\n");
     for (k, v) in &job.params {
@@ -336,7 +512,8 @@ fn job_xml(id: &str, job: &Job, base: &str) -> String {
     if job.result.is_some() {
         let _ = writeln!(
             s,
-            "<uws:result id=\"result\" xlink:type=\"simple\" xlink:href=\"{base}/tap/async/{id}/results/result\"/>"
+            "<uws:result id=\"result\" xlink:type=\"simple\" xlink:href=\"{}\"/>",
+            votable::escape(&format!("{base}/tap/async/{id}/results/result"))
         );
     }
     s.push_str("</uws:results>\n");
@@ -351,27 +528,9 @@ fn job_xml(id: &str, job: &Job, base: &str) -> String {
     s
 }
 
-/// Drops expired jobs and, beyond the cap, the oldest finished ones.
-fn sweep(jobs: &mut BTreeMap<String, Job>) {
-    let now = SystemTime::now();
-    jobs.retain(|_, j| j.created + JOB_LIFETIME > now);
-    while jobs.len() >= MAX_JOBS {
-        let oldest = jobs
-            .iter()
-            .filter(|(_, j)| !j.phase.borrow().active())
-            .min_by_key(|(_, j)| j.created)
-            .map(|(k, _)| k.clone());
-        match oldest {
-            Some(k) => {
-                jobs.remove(&k);
-            }
-            None => break,
-        }
-    }
-}
-
 pub async fn async_create(
     State(state): State<Arc<AppState>>,
+    peer: crate::http::Peer,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -382,24 +541,39 @@ pub async fn async_create(
     if !p.contains_key("QUERY") {
         return tap_error(StatusCode::BAD_REQUEST, "QUERY is missing");
     }
+    let others: usize = p
+        .iter()
+        .filter(|(k, _)| k.as_str() != "QUERY")
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    if p.len() > MAX_PARAMS || others > MAX_PARAM_BYTES {
+        return tap_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "a job takes at most {MAX_PARAMS} parameters of {MAX_PARAM_BYTES} bytes besides QUERY"
+            ),
+        );
+    }
+    if let Err(e) = query::statement::check_text(&p["QUERY"], &state.limits) {
+        return from_api(query::QueryError::from(e).into());
+    }
     let (query, error) = match parse_query(&state, &p) {
         Ok(q) => (Some(q), None),
         Err(e) => (None, Some(e.message)),
     };
+    let owner = state.client(peer.0, &headers);
     let id = crate::catalog::commit::new_run_id();
     let run = p
         .get("PHASE")
         .is_some_and(|v| v.eq_ignore_ascii_case("RUN"));
     {
-        let Ok(mut jobs) = state.uws.jobs.lock() else {
-            return tap_error(StatusCode::INTERNAL_SERVER_ERROR, "job table poisoned");
-        };
-        sweep(&mut jobs);
-        if jobs.len() >= MAX_JOBS {
-            return tap_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many unfinished async jobs; try again later",
-            );
+        let mut jobs = state.uws.lock();
+        if let Err((status, message)) = state.uws.make_room(&mut jobs, &owner) {
+            crate::telemetry::metrics()
+                .refusals
+                .with_label_values(&["tap_jobs"])
+                .inc();
+            return tap_error(status, &message);
         }
         let params = p
             .iter()
@@ -409,6 +583,7 @@ pub async fn async_create(
         jobs.insert(
             id.clone(),
             Job {
+                owner,
                 params,
                 query,
                 phase: tokio::sync::watch::channel(Phase::Pending).0,
@@ -424,12 +599,12 @@ pub async fn async_create(
     if run {
         start(&state, &id);
     }
-    see_other(&format!("{}/tap/async/{id}", base_url(&headers)))
+    see_other(&format!("{}/tap/async/{id}", base(&state, &peer, &headers)))
 }
 
-/// Moves a PENDING job to QUEUED and runs it.
+/// Moves a PENDING job to QUEUED and runs it once its client has a free query slot.
 fn start(state: &Arc<AppState>, id: &str) {
-    let Some(query) = state.uws.with(id, |j| {
+    let Some(Some((query, owner))) = state.uws.with(id, |j| {
         if *j.phase.borrow() != Phase::Pending {
             return None;
         }
@@ -440,48 +615,98 @@ fn start(state: &Arc<AppState>, id: &str) {
             return None;
         }
         j.phase.send_replace(Phase::Queued);
-        j.query.clone()
+        j.query.clone().map(|q| (q, j.owner.clone()))
     }) else {
         return;
     };
-    let Some(query) = query else { return };
     let st = state.clone();
     let job_id = id.to_string();
     let handle = tokio::spawn(async move {
+        let slot = st.query_slots.acquire(&owner).await;
         st.uws.with(&job_id, |j| {
             j.started = Some(SystemTime::now());
             j.phase.send_replace(Phase::Executing);
         });
-        let outcome = match execute(&st, &query).await {
-            Ok(resp) => {
-                let ct = resp
-                    .headers()
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or(VOTABLE_CT)
-                    .to_string();
-                match axum::body::to_bytes(resp.into_body(), usize::MAX).await {
-                    Ok(b) => Ok((ct, b)),
-                    Err(e) => Err(e.to_string()),
-                }
-            }
+        let outcome = match execute(&st, &query, SlotBy::Held(slot)).await {
+            Ok(resp) => store_result(&st, &job_id, resp).await,
             Err(e) => Err(e.message),
         };
-        st.uws.with(&job_id, |j| {
-            j.ended = Some(SystemTime::now());
-            match outcome {
-                Ok(r) => {
-                    j.result = Some(r);
-                    j.phase.send_replace(Phase::Completed);
-                }
-                Err(e) => {
-                    j.error = Some(e);
-                    j.phase.send_replace(Phase::Error);
+        let mut jobs = st.uws.lock();
+        match jobs.get_mut(&job_id) {
+            Some(j) => {
+                j.ended = Some(SystemTime::now());
+                match outcome {
+                    Ok(r) => {
+                        j.result = Some(r);
+                        j.phase.send_replace(Phase::Completed);
+                    }
+                    Err(e) => {
+                        j.error = Some(e);
+                        j.phase.send_replace(Phase::Error);
+                    }
                 }
             }
-        });
+            // Deleted while it ran: its result goes too.
+            None => {
+                if let Ok(r) = outcome {
+                    let _ = std::fs::remove_file(&r.path);
+                    st.uws.stored.fetch_sub(r.bytes, Ordering::AcqRel);
+                }
+            }
+        }
     });
     state.uws.with(id, |j| j.task = Some(handle.abort_handle()));
+}
+
+/// Writes a response body to the job's result file, within the service's result storage.
+async fn store_result(state: &AppState, id: &str, resp: Response) -> Result<ResultFile, String> {
+    let content_type = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(VOTABLE_CT)
+        .to_string();
+    let path = state.uws.dir.path().join(format!("{id}.result"));
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .map_err(|e| format!("cannot store the result: {e}"))?;
+    let mut bytes = 0u64;
+    let mut body = resp.into_body().into_data_stream();
+    let fail = |bytes: u64, message: String| {
+        let _ = std::fs::remove_file(&path);
+        state.uws.stored.fetch_sub(bytes, Ordering::AcqRel);
+        Err(message)
+    };
+    while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => return fail(bytes, format!("the query failed: {e}")),
+        };
+        let n = chunk.len() as u64;
+        let total = state.uws.stored.fetch_add(n, Ordering::AcqRel) + n;
+        bytes += n;
+        if total > state.uws.limits.results_bytes {
+            crate::telemetry::metrics()
+                .refusals
+                .with_label_values(&["tap_results_bytes"])
+                .inc();
+            return fail(
+                bytes,
+                "the service's storage for async results is full; try again later".into(),
+            );
+        }
+        if let Err(e) = file.write_all(&chunk).await {
+            return fail(bytes, format!("cannot store the result: {e}"));
+        }
+    }
+    if let Err(e) = file.flush().await {
+        return fail(bytes, format!("cannot store the result: {e}"));
+    }
+    Ok(ResultFile {
+        path,
+        content_type,
+        bytes,
+    })
 }
 
 fn abort(state: &AppState, id: &str) {
@@ -497,29 +722,34 @@ fn abort(state: &AppState, id: &str) {
 }
 
 fn delete(state: &AppState, id: &str) -> bool {
-    abort(state, id);
-    state
-        .uws
-        .jobs
-        .lock()
-        .map(|mut j| j.remove(id).is_some())
-        .unwrap_or(false)
+    let mut jobs = state.uws.lock();
+    state.uws.remove_locked(&mut jobs, id)
 }
 
 fn no_job(id: &str) -> Response {
     tap_error(StatusCode::NOT_FOUND, &format!("no async job {id:?}"))
 }
 
-pub async fn async_list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let base = base_url(&headers);
+/// Jobs of the calling client (UWS 1.1 lets a service list only the caller's own).
+pub async fn async_list(
+    State(state): State<Arc<AppState>>,
+    peer: crate::http::Peer,
+    headers: HeaderMap,
+) -> Response {
+    let base = base(&state, &peer, &headers);
+    let owner = state.client(peer.0, &headers);
     let mut s = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<uws:jobs xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" version=\"1.1\">\n",
     );
-    if let Ok(jobs) = state.uws.jobs.lock() {
-        for (id, j) in jobs.iter() {
+    {
+        let mut jobs = state.uws.lock();
+        state.uws.sweep(&mut jobs);
+        for (id, j) in jobs.iter().filter(|(_, j)| j.owner == owner) {
             let _ = writeln!(
                 s,
-                "<uws:jobref id=\"{id}\" xlink:href=\"{base}/tap/async/{id}\"><uws:phase>{}</uws:phase><uws:creationTime>{}</uws:creationTime></uws:jobref>",
+                "<uws:jobref id=\"{}\" xlink:href=\"{}\"><uws:phase>{}</uws:phase><uws:creationTime>{}</uws:creationTime></uws:jobref>",
+                votable::escape(id),
+                votable::escape(&format!("{base}/tap/async/{id}")),
                 j.phase.borrow().name(),
                 rfc3339(j.created)
             );
@@ -535,12 +765,13 @@ pub async fn async_job(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     method: Method,
+    peer: crate::http::Peer,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let p = parse_params(raw.as_deref(), &headers, &body);
-    let base = base_url(&headers);
+    let base = base(&state, &peer, &headers);
     if method == Method::DELETE
         || (method == Method::POST
             && p.get("ACTION")
@@ -572,7 +803,8 @@ pub async fn async_job(
             let _ = tokio::time::timeout(limit, rx.changed()).await;
         }
     }
-    match state.uws.with(&id, |j| job_xml(&id, j, &base)) {
+    let lifetime = state.uws.limits.lifetime;
+    match state.uws.with(&id, |j| job_xml(&id, j, &base, lifetime)) {
         Some(s) => xml(StatusCode::OK, s),
         None => no_job(&id),
     }
@@ -602,13 +834,15 @@ pub async fn async_item(
     State(state): State<Arc<AppState>>,
     Path((id, item)): Path<(String, String)>,
     method: Method,
+    peer: crate::http::Peer,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let p = parse_params(raw.as_deref(), &headers, &body);
+    let base = base(&state, &peer, &headers);
     if method == Method::POST && item == "phase" {
-        return phase_post(state, id, p, base_url(&headers));
+        return phase_post(state, id, p, base);
     }
     let text = |s: String| {
         let mut r = (StatusCode::OK, s).into_response();
@@ -618,6 +852,7 @@ pub async fn async_item(
         );
         r
     };
+    let lifetime = state.uws.limits.lifetime;
     let found = state.uws.with(&id, |j| match item.as_str() {
         "phase" => text(j.phase.borrow().name().to_string()),
         "error" => match &j.error {
@@ -627,25 +862,30 @@ pub async fn async_item(
         "quote" => text(String::new()),
         "owner" => text(String::new()),
         "executionduration" => text(EXECUTION_DURATION_S.to_string()),
-        "destruction" => text(rfc3339(j.created + JOB_LIFETIME)),
-        "parameters" | "results" => xml(StatusCode::OK, job_xml(&id, j, &base_url(&headers))),
+        "destruction" => text(rfc3339(j.created + lifetime)),
+        "parameters" | "results" => xml(StatusCode::OK, job_xml(&id, j, &base, lifetime)),
         _ => tap_error(StatusCode::NOT_FOUND, &format!("no job item {item:?}")),
     });
     found.unwrap_or_else(|| no_job(&id))
 }
 
+/// The result file, streamed from disk.
 pub async fn async_result(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     let found = state.uws.with(&id, |j| j.result.clone());
     match found {
         None => no_job(&id),
         Some(None) => tap_error(StatusCode::NOT_FOUND, "the job has no result (yet)"),
-        Some(Some((ct, bytes))) => {
-            let mut r = Response::new(Body::from(bytes));
-            if let Ok(v) = HeaderValue::from_str(&ct) {
-                r.headers_mut().insert(header::CONTENT_TYPE, v);
+        Some(Some(r)) => match tokio::fs::File::open(&r.path).await {
+            Ok(f) => {
+                let mut resp =
+                    Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(f)));
+                if let Ok(v) = HeaderValue::from_str(&r.content_type) {
+                    resp.headers_mut().insert(header::CONTENT_TYPE, v);
+                }
+                resp
             }
-            r
-        }
+            Err(_) => tap_error(StatusCode::NOT_FOUND, "the job's result is gone"),
+        },
     }
 }
 
@@ -662,8 +902,12 @@ pub async fn availability(State(state): State<Arc<AppState>>) -> Response {
     )
 }
 
-pub async fn capabilities(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let base = base_url(&headers);
+pub async fn capabilities(
+    State(state): State<Arc<AppState>>,
+    peer: crate::http::Peer,
+    headers: HeaderMap,
+) -> Response {
+    let base = votable::escape(&base(&state, &peer, &headers));
     let hard = hard_limit(&state);
     let default = DEFAULT_MAXREC.min(hard);
     let mut s = String::from(
@@ -717,8 +961,8 @@ pub async fn capabilities(State(state): State<Arc<AppState>>, headers: HeaderMap
 <executionDuration><default>{EXECUTION_DURATION_S}</default><hard>{EXECUTION_DURATION_S}</hard></executionDuration>\n\
 <outputLimit><default unit=\"row\">{default}</default><hard unit=\"row\">{hard}</hard></outputLimit>\n\
 </capability>\n",
-        JOB_LIFETIME.as_secs(),
-        JOB_LIFETIME.as_secs()
+        state.uws.limits.lifetime.as_secs(),
+        state.uws.limits.lifetime.as_secs()
     );
     for (std, path) in [
         ("ivo://ivoa.net/std/VOSI#capabilities", "capabilities"),
