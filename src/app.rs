@@ -7,10 +7,11 @@ use crate::cli::{
     PreviewArgs, ServeArgs, SqlArgs, WorkerArgs,
 };
 use crate::config::FileConfig;
+use crate::http::shutdown;
 use crate::ingest::{self, IngestOptions};
 use crate::query::format::{BatchEncoder, Format};
 use crate::query::{self, session};
-use crate::server::{ServeOptions, Server, shutdown};
+use crate::server::{ServeOptions, Server};
 use crate::storage::Location;
 use crate::worker::{Worker, WorkerOptions};
 use futures::StreamExt;

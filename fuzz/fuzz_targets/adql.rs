@@ -2,7 +2,8 @@
 //! deep or malformed, gets a translation or an error — never a panic or a stack overflow.
 #![no_main]
 
-use astropipe::query::{Limits, adql, statement};
+use astropipe::ivoa::adql;
+use astropipe::query::{Limits, statement};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

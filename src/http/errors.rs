@@ -45,43 +45,6 @@ impl ApiError {
     }
 }
 
-impl From<crate::query::QueryError> for ApiError {
-    fn from(e: crate::query::QueryError) -> Self {
-        use crate::query::{LimitExceeded as L, QueryError as Q};
-        let message = e.to_string();
-        let (status, code) = match &e {
-            Q::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden_statement"),
-            Q::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
-            Q::Limit(l) => {
-                crate::telemetry::metrics()
-                    .refusals
-                    .with_label_values(&[l.name()])
-                    .inc();
-                match l {
-                    L::StatementSize { .. } | L::Depth { .. } => {
-                        (StatusCode::BAD_REQUEST, "query_too_large")
-                    }
-                    L::Value { .. } | L::Batch { .. } => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, "value_too_large")
-                    }
-                    L::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-                    L::Spill {
-                        all_queries: false, ..
-                    } => (StatusCode::UNPROCESSABLE_ENTITY, "resources_exhausted"),
-                    L::Spill {
-                        all_queries: true, ..
-                    } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-                }
-            }
-            Q::ResourcesExhausted(_) => (StatusCode::UNPROCESSABLE_ENTITY, "resources_exhausted"),
-            Q::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-            Q::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
-            Q::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
-        };
-        ApiError::new(status, code, message)
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (

@@ -3,10 +3,18 @@
 //! - [`conn`]: serving connections with per-phase deadlines and a connection cap;
 //! - [`client`]: who a request comes from (trusted proxies), the base URL it was sent to,
 //!   per-client slots and rate limits;
+//! - [`auth`]: the bearer token; [`errors`]: JSON errors with stable codes; [`probes`]:
+//!   `/livez` and the readiness answer; [`metrics`]: `/metrics` and per-route request
+//!   metrics; [`shutdown`]: SIGTERM / Ctrl-C;
 //! - [`catch_panic`]: a handler that panics answers 500 for that request alone.
 
+pub mod auth;
 pub mod client;
 pub mod conn;
+pub mod errors;
+pub mod metrics;
+pub mod probes;
+pub mod shutdown;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::StatusCode;

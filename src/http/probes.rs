@@ -1,40 +1,24 @@
-//! Probes: `/livez` (the process answers), `/readyz` and its alias `/healthz` (the catalog is
-//! loaded and its store answered the refresher lately; 503 otherwise).
+//! Probes: `/livez` (the process answers: no dependencies), and the shape of every readiness
+//! answer (`/readyz`, `/healthz`): 200 `{"status": "ready"}` or 503, plus details only for a
+//! caller that presented the service's token. Each service decides readiness from what it
+//! already knows (no store call per probe).
 
 use super::errors::ApiError;
-use crate::server::AppState;
 use axum::Json;
-use axum::extract::State;
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 pub async fn livez() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when the catalog is loaded and its store answered the last refresh (no store call
-/// per probe). The body says only ready or not, unless the caller presents the service's
-/// token: then it names the catalog and the version served.
-pub async fn readyz(
-    State(state): State<Arc<AppState>>,
-    headers: axum::http::HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    if !state.ready.load(Ordering::Acquire) {
+/// A readiness answer: `details` (merged into the body) only go to an authorized caller.
+pub fn ready(is_ready: bool, details: Option<Value>) -> Result<Json<Value>, ApiError> {
+    if !is_ready {
         return Err(ApiError::not_ready("not ready"));
     }
-    if !state.store_reachable() {
-        return Err(ApiError::not_ready("not ready"));
+    let mut body = json!({ "status": "ready" });
+    if let (Some(Value::Object(d)), Some(b)) = (details, body.as_object_mut()) {
+        b.extend(d);
     }
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if state.auth_token.is_some() && state.authorized(header) {
-        return Ok(Json(json!({
-            "status": "ready",
-            "catalog": state.loc.uri,
-            "version": state.version.load(Ordering::Acquire),
-        })));
-    }
-    Ok(Json(json!({ "status": "ready" })))
+    Ok(Json(body))
 }

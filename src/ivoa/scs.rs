@@ -8,10 +8,10 @@
 //! at most [`MAX_SR_DEG`]; the service's row cap applies (OVERFLOW when it cuts). Errors are
 //! VOTables with an `INFO name="Error"` (and `QUERY_STATUS` ERROR), status 400.
 
-use super::sql::stream_query;
+use super::{tap_schema, votable};
 use crate::query::format::Format;
-use crate::query::{tap_schema, votable};
-use crate::server::AppState;
+use crate::service::AppState;
+use crate::service::respond::stream_query;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -4,7 +4,7 @@
 //! descriptions from the Arrow field metadata. [`describe`] is shared with the VOSI
 //! `/tap/tables` document.
 
-use crate::query::votable;
+use super::votable;
 use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
@@ -284,4 +284,19 @@ impl SchemaProvider for TapSchema {
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
+}
+
+/// Registers `TAP_SCHEMA` next to the served tables of `ctx` (ADQL clients query it; unquoted
+/// names fold to lower case, quoted ones keep theirs, so both spellings are registered).
+pub fn register(ctx: &datafusion::prelude::SessionContext) -> datafusion::error::Result<()> {
+    if let Some(cat) = ctx.catalog("astropipe")
+        && let Some(public) = cat.schema(PUBLIC)
+    {
+        let tap: std::sync::Arc<dyn datafusion::catalog::SchemaProvider> =
+            std::sync::Arc::new(TapSchema::new(public));
+        for name in [NAME, "TAP_SCHEMA"] {
+            cat.register_schema(name, tap.clone())?;
+        }
+    }
+    Ok(())
 }

@@ -1,9 +1,9 @@
 //! Result encodings, batch by batch, so results stream instead of being collected:
 //! JSON (an array of row objects), NDJSON, CSV, Arrow IPC stream, Parquet, VOTable
-//! ([`crate::query::votable`]), and a text table for the terminal.
+//! ([`crate::ivoa::votable`]), and a text table for the terminal.
 
 use crate::catalog::writer::SharedBuf;
-use crate::query::votable::{Ending, VotableEncoder};
+use crate::ivoa::votable::{Ending, VotableEncoder};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;

@@ -3,8 +3,7 @@
 //! - [`session`]: the DataFusion context (UDFs, catalog tables, refresh on new versions);
 //! - [`guard`]: the read-only check on logical plans;
 //! - [`format`]: streaming result encoders (JSON, NDJSON, CSV, Arrow IPC, Parquet, VOTable
-//!   via [`votable`], text);
-//! - [`adql`]: ADQL → SQL for TAP; [`tap_schema`]: the `TAP_SCHEMA` tables;
+//!   via [`crate::ivoa::votable`], text);
 //! - [`table`]: the Parquet table provider that prunes by sky region;
 //! - [`discover`]: `--table NAME=URI` (HATS catalogs, collections, Parquet datasets);
 //! - [`functions`]: the table functions `cone_search` and `xmatch` ([`xmatch`]);
@@ -12,7 +11,6 @@
 //!   their [`limits`], after [`statement`]'s size and depth checks; [`bounded`] keeps
 //!   functions such as `repeat` from building values larger than allowed.
 
-pub mod adql;
 pub mod bounded;
 pub mod discover;
 pub mod engine;
@@ -23,8 +21,6 @@ pub mod limits;
 pub mod session;
 pub mod statement;
 pub mod table;
-pub mod tap_schema;
-pub mod votable;
 pub mod xmatch;
 
 pub use engine::{Limited, execute, plan};

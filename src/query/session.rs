@@ -106,21 +106,6 @@ pub fn new_context_with_memory(
         source,
     })?;
     crate::query::functions::register(&ctx, tables);
-    // TAP_SCHEMA next to the served tables (ADQL clients query it; unquoted names fold to
-    // lower case, quoted ones keep theirs, so both spellings are registered).
-    if let Some(cat) = ctx.catalog("astropipe")
-        && let Some(public) = cat.schema(crate::query::tap_schema::PUBLIC)
-    {
-        let tap: Arc<dyn datafusion::catalog::SchemaProvider> =
-            Arc::new(crate::query::tap_schema::TapSchema::new(public));
-        for name in [crate::query::tap_schema::NAME, "TAP_SCHEMA"] {
-            cat.register_schema(name, tap.clone())
-                .map_err(|source| SessionError::Register {
-                    table: name.into(),
-                    source,
-                })?;
-        }
-    }
     Ok(ctx)
 }
 

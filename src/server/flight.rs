@@ -15,7 +15,7 @@
 
 use crate::http::client::ClientId;
 use crate::query::{self, LimitExceeded, QueryError};
-use crate::server::AppState;
+use crate::service::AppState;
 use crate::telemetry::metrics;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
@@ -122,6 +122,8 @@ const MAX_PARAM_MESSAGES: usize = 16;
 pub struct FlightSql {
     state: Arc<AppState>,
     prepared: Mutex<HashMap<Vec<u8>, Prepared>>,
+    /// Prepared statements one client may keep open.
+    per_client: usize,
 }
 
 type DoGetStream =
@@ -182,10 +184,11 @@ fn batch_stream(
 }
 
 impl FlightSql {
-    pub fn new(state: Arc<AppState>) -> Self {
+    pub fn new(state: Arc<AppState>, per_client: usize) -> Self {
         FlightSql {
             state,
             prepared: Mutex::new(HashMap::new()),
+            per_client,
         }
     }
 
@@ -337,7 +340,7 @@ impl FlightSql {
         owner: &ClientId,
     ) -> Result<(), Status> {
         all.retain(|_, p| p.used.elapsed() < PREPARED_IDLE);
-        let per_client = self.state.prepared_per_client;
+        let per_client = self.per_client;
         let mine = all.values().filter(|p| &p.owner == owner).count();
         if mine >= per_client {
             metrics()
@@ -425,7 +428,7 @@ impl FlightSqlService for FlightSql {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let token = match &self.state.auth_token {
+        let token = match &self.state.auth.token {
             None => String::new(),
             Some(want) => {
                 let given = if let Some(b) = header.strip_prefix("Basic ") {
@@ -444,7 +447,7 @@ impl FlightSqlService for FlightSql {
                     metrics().auth_failures.with_label_values(&["flight"]).inc();
                     return Err(Status::unauthenticated("wrong credentials"));
                 }
-                want.clone()
+                want.to_string()
             }
         };
         let out = futures::stream::iter(vec![Ok(HandshakeResponse {
@@ -837,6 +840,7 @@ impl FlightSqlService for FlightSql {
 /// pings find dead peers; every call ends within the request timeout.
 pub async fn serve(
     state: Arc<AppState>,
+    prepared_per_client: usize,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
@@ -848,8 +852,11 @@ pub async fn serve(
         conn.header_timeout,
         conn.request_timeout,
     );
-    let svc = arrow_flight::flight_service_server::FlightServiceServer::new(FlightSql::new(state))
-        .max_decoding_message_size(16 << 20);
+    let svc = arrow_flight::flight_service_server::FlightServiceServer::new(FlightSql::new(
+        state,
+        prepared_per_client,
+    ))
+    .max_decoding_message_size(16 << 20);
     tonic::transport::Server::builder()
         .timeout(conn.request_timeout)
         .concurrency_limit_per_connection(64)

@@ -2,23 +2,23 @@
 //!
 //! [`Server::build`] binds and loads the catalog, [`Server::run_until_stopped`] serves until
 //! the shutdown future resolves (SIGTERM/Ctrl-C from `main`), so tests start the real server on
-//! port 0. The HTTP surface (SQL, TAP, Cone Search, probes, metrics) is in [`http`]; Arrow
-//! Flight SQL, on its own port when `--flight-addr` is given, in [`flight`].
+//! port 0. [`http`] routes every HTTP endpoint (its own `/v1/sql` and `/v1/tables`, the IVOA
+//! protocols of [`crate::ivoa`], probes, metrics); Arrow Flight SQL, on its own port when
+//! `--flight-addr` is given, is in [`flight`]. What they share is [`crate::service`].
 
 pub mod flight;
 pub mod http;
-pub mod shutdown;
 
-use crate::catalog::commit;
-use crate::http::client::{ClientId, Slots};
+use crate::http::auth::Auth;
+use crate::http::client::Slots;
 use crate::http::conn::ConnLimits;
+use crate::ivoa::tap::{Jobs, TapLimits};
 use crate::query::{Budget, Limits, session};
+use crate::service::AppState;
 use crate::storage::{Location, StorageError};
-use crate::telemetry::metrics;
-use datafusion::prelude::SessionContext;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +35,8 @@ pub enum ServeError {
     },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
-    #[error("TAP async results directory {path}: {source}")]
-    Results {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Tap(#[from] crate::ivoa::tap::TapError),
 }
 
 /// Settings of the catalog service.
@@ -67,7 +63,7 @@ pub struct ServeOptions {
     /// Connection deadlines and caps.
     pub conn: ConnLimits,
     /// Async TAP jobs one client may keep, and where their results are written.
-    pub tap: http::tap::TapLimits,
+    pub tap: TapLimits,
     /// Flight SQL prepared statements one client may keep open.
     pub prepared_per_client: usize,
 }
@@ -95,7 +91,7 @@ impl ServeOptions {
             memory: default_total_memory(),
             spill: 4 << 30,
             client_queries: 4,
-            tap: http::tap::TapLimits::default(),
+            tap: TapLimits::default(),
             prepared_per_client: 64,
         }
     }
@@ -112,101 +108,9 @@ pub fn default_total_memory() -> usize {
 pub fn conn_limits_for(limits: &Limits, trusted: Vec<ipnet::IpNet>) -> ConnLimits {
     let query = limits.timeout.unwrap_or(Duration::from_secs(600));
     ConnLimits {
-        request_timeout: query.max(http::tap::MAX_WAIT) + Duration::from_secs(30),
+        request_timeout: query.max(crate::ivoa::tap::MAX_WAIT) + Duration::from_secs(30),
         trusted_proxies: Arc::new(trusted),
         ..ConnLimits::default()
-    }
-}
-
-/// What every request handler shares.
-pub struct AppState {
-    pub ctx: SessionContext,
-    pub loc: Location,
-    pub ready: AtomicBool,
-    pub version: AtomicU64,
-    pub limits: Limits,
-    /// The memory and spill budgets all queries draw from.
-    pub budget: Arc<Budget>,
-    pub auth_token: Option<String>,
-    /// Queries each client runs at once.
-    pub query_slots: Slots,
-    pub conn: ConnLimits,
-    /// When the catalog's store last answered (unix ms), for `/readyz` without a store call.
-    pub store_ok_at: AtomicU64,
-    pub refresh: Duration,
-    /// TAP async (UWS) jobs.
-    pub uws: http::tap::Jobs,
-    pub prepared_per_client: usize,
-}
-
-impl AppState {
-    /// Whether a request's `Authorization` header carries the token (always, without one).
-    pub fn authorized(&self, header: Option<&str>) -> bool {
-        bearer_matches(self.auth_token.as_deref(), header)
-    }
-
-    /// The client a request comes from (see [`ClientId`]).
-    pub fn client(&self, peer: Option<SocketAddr>, headers: &axum::http::HeaderMap) -> ClientId {
-        let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        ClientId::of_request(peer, headers, &self.conn.trusted_proxies)
-    }
-
-    /// Whether the catalog's store answered recently (checked by the refresher, not per call).
-    pub fn store_reachable(&self) -> bool {
-        let at = self.store_ok_at.load(Ordering::Acquire);
-        let now = now_ms();
-        at > 0
-            && now.saturating_sub(at)
-                <= (self.refresh * 3 + Duration::from_secs(10)).as_millis() as u64
-    }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
-}
-
-/// Whether an `Authorization` header carries `Bearer <token>` (always true without a token);
-/// compared in constant time for the token's length. Shared by `serve` and `worker`.
-pub fn bearer_matches(token: Option<&str>, header: Option<&str>) -> bool {
-    let Some(want) = token else {
-        return true;
-    };
-    let Some(got) = header.and_then(|h| {
-        h.strip_prefix("Bearer ")
-            .or_else(|| h.strip_prefix("bearer "))
-    }) else {
-        return false;
-    };
-    got.len() == want.len()
-        && got
-            .bytes()
-            .zip(want.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
-impl AppState {
-    /// Re-registers the tables when a newer version has been committed.
-    pub async fn refresh(&self) -> Result<bool, ServeError> {
-        let latest = commit::latest_version(&self.loc)
-            .await
-            .map_err(session::SessionError::from)?;
-        self.store_ok_at.store(now_ms(), Ordering::Release);
-        if latest == self.version.load(Ordering::Acquire) && self.ready.load(Ordering::Acquire) {
-            return Ok(false);
-        }
-        let snap = commit::snapshot(&self.loc)
-            .await
-            .map_err(session::SessionError::from)?;
-        session::register_snapshot(&self.ctx, &self.loc, &snap)?;
-        self.version.store(snap.version, Ordering::Release);
-        self.ready.store(true, Ordering::Release);
-        metrics().catalog_version.set(snap.version as i64);
-        tracing::info!(version = snap.version, "catalog loaded");
-        Ok(true)
     }
 }
 
@@ -215,6 +119,8 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     flight: Option<tokio::net::TcpListener>,
     state: Arc<AppState>,
+    jobs: Arc<Jobs>,
+    prepared_per_client: usize,
     refresh: Duration,
 }
 
@@ -222,6 +128,12 @@ impl Server {
     pub async fn build(opts: &ServeOptions) -> Result<Server, ServeError> {
         let loc = Location::open(&opts.catalog)?;
         let ctx = session::new_context(&loc)?;
+        crate::ivoa::tap_schema::register(&ctx).map_err(|source| {
+            session::SessionError::Register {
+                table: "TAP_SCHEMA".into(),
+                source,
+            }
+        })?;
         session::register_extra_tables(&ctx, &opts.tables).await?;
         let budget = Budget::new(opts.memory, opts.spill);
         let mut limits = opts.limits.clone();
@@ -234,14 +146,13 @@ impl Server {
             version: AtomicU64::new(0),
             limits,
             budget,
-            auth_token: opts.auth_token.clone(),
+            auth: Auth::new(opts.auth_token.as_deref(), "http"),
             query_slots: Slots::new(opts.client_queries),
             conn: opts.conn.clone(),
             store_ok_at: AtomicU64::new(0),
             refresh: opts.refresh,
-            uws: http::tap::Jobs::new(opts.tap.clone())?,
-            prepared_per_client: opts.prepared_per_client,
         });
+        let jobs = Arc::new(Jobs::new(opts.tap.clone())?);
         state.refresh().await?;
         let listener = tokio::net::TcpListener::bind(opts.addr)
             .await
@@ -263,6 +174,8 @@ impl Server {
             listener,
             flight,
             state,
+            jobs,
+            prepared_per_client: opts.prepared_per_client,
             refresh: opts.refresh,
         })
     }
@@ -278,6 +191,11 @@ impl Server {
 
     pub fn state(&self) -> Arc<AppState> {
         self.state.clone()
+    }
+
+    /// The async TAP jobs.
+    pub fn jobs(&self) -> Arc<Jobs> {
+        self.jobs.clone()
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
@@ -304,16 +222,17 @@ impl Server {
             }
             let mut rx = stop_rx.clone();
             let state = self.state.clone();
+            let per_client = self.prepared_per_client;
             tokio::spawn(async move {
                 let stop = async move {
                     let _ = rx.wait_for(|v| *v).await;
                 };
-                if let Err(e) = flight::serve(state, l, stop).await {
+                if let Err(e) = flight::serve(state, per_client, l, stop).await {
                     tracing::error!(error = %e, "Flight SQL server failed");
                 }
             })
         });
-        let app = http::router(self.state.clone());
+        let app = http::router(self.state.clone(), self.jobs.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "serving");
         let stop = async move {
             shutdown.await;

@@ -11,8 +11,9 @@
 
 use super::WorkerState;
 use super::queue::{Queue, QueueError, State};
+use crate::http::auth::{Auth, require_token};
 use crate::http::client::ClientId;
-use crate::server::http::errors::ApiError;
+use crate::http::errors::ApiError;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
@@ -36,43 +37,18 @@ pub fn router(state: Arc<WorkerState>) -> Router {
         .route("/v1/jobs", post(submit).get(list))
         .route("/v1/jobs/{id}", get(show).delete(cancel))
         .route("/v1/jobs/{id}/retry", post(retry))
-        .route("/livez", get(crate::server::http::health::livez))
+        .route("/livez", get(crate::http::probes::livez))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::server::http::metrics::metrics_text))
-        .fallback(crate::server::http::errors::not_found)
+        .route("/metrics", get(crate::http::metrics::metrics_text))
+        .fallback(crate::http::errors::not_found)
         .layer(axum::middleware::from_fn(crate::http::catch_panic))
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            Auth::new(state.opts.auth_token.as_deref(), "worker"),
             require_token,
         ))
-        .layer(axum::middleware::from_fn(
-            crate::server::http::metrics::track,
-        ))
+        .layer(axum::middleware::from_fn(crate::http::metrics::track))
         .with_state(state)
-}
-
-/// The jobs API needs the token when one is set; probes and metrics never do.
-async fn require_token(
-    AxState(state): S,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let open = matches!(req.uri().path(), "/livez" | "/readyz" | "/metrics");
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if open || crate::server::bearer_matches(state.opts.auth_token.as_deref(), header) {
-        next.run(req).await
-    } else {
-        crate::telemetry::metrics()
-            .auth_failures
-            .with_label_values(&["worker"])
-            .inc();
-        ApiError::unauthorized().into_response()
-    }
 }
 
 fn queue_error(e: QueueError) -> ApiError {
@@ -303,8 +279,6 @@ async fn retry(
 /// Ready when accepting and the queue's store answered the last scan (no store call per
 /// probe); the body says only that.
 async fn readyz(AxState(state): S) -> Result<Json<Value>, ApiError> {
-    if !state.accepting.load(Ordering::Acquire) || !state.store_reachable() {
-        return Err(ApiError::not_ready("not ready"));
-    }
-    Ok(Json(json!({ "status": "ready" })))
+    let ready = state.accepting.load(Ordering::Acquire) && state.store_reachable();
+    crate::http::probes::ready(ready, None)
 }

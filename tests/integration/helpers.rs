@@ -2,7 +2,8 @@
 
 use arrow::array::Array;
 use astropipe::ingest::{self, IngestOptions, IngestReport};
-use astropipe::server::{AppState, ServeOptions, Server};
+use astropipe::server::{ServeOptions, Server};
+use astropipe::service::AppState;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -84,7 +84,7 @@ async fn pyvo_tap_and_cone_search_agree_with_sql() {
             .state
             .limits
             .max_rows
-            .unwrap_or(astropipe::server::http::tap::HARD_MAXREC)
+            .unwrap_or(astropipe::ivoa::tap::HARD_MAXREC)
     );
     let features = strs(&got["geometry_features"]);
     for f in [

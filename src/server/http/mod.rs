@@ -1,93 +1,102 @@
-//! The HTTP API (axum): one file per endpoint group.
+//! Every HTTP route of `serve`, one file per endpoint group:
 //!
-//! | route | file |
+//! | route | handlers |
 //! | --- | --- |
 //! | `POST /v1/sql` | [`sql`] |
 //! | `GET /v1/tables`, `GET /v1/tables/{name}` | [`tables`] |
-//! | `GET|POST /tap/sync`, `/tap/async[/{id}[/...]]`, `GET /tap/capabilities`, `/tap/availability`, `/tap/tables[/{name}]` | [`tap`] |
-//! | `GET /scs?RA=&DEC=&SR=` | [`scs`] |
-//! | `GET /livez`, `/readyz`, `/healthz` | [`health`] |
-//! | `GET /metrics` | [`metrics`] |
+//! | `GET|POST /tap/sync` | [`crate::ivoa::tap::sync`] |
+//! | `/tap/async[/{id}[/...]]` | [`crate::ivoa::tap::uws`] |
+//! | `GET /tap/capabilities`, `/tap/availability`, `/tap/tables[/{name}]` | [`crate::ivoa::tap::vosi`] |
+//! | `GET /scs?RA=&DEC=&SR=` | [`crate::ivoa::scs`] |
+//! | `GET /livez`, `/readyz`, `/healthz` | [`crate::http::probes`] |
+//! | `GET /metrics` | [`crate::http::metrics`] |
 //!
-//! Errors are JSON `{"code", "message"}` ([`errors`]).
+//! Errors are JSON `{"code", "message"}` ([`crate::http::errors`]); TAP and Cone Search
+//! answer VOTable error documents.
 
-pub mod errors;
-pub mod health;
-pub mod metrics;
-pub mod scs;
 pub mod sql;
 pub mod tables;
-pub mod tap;
 
-use crate::server::AppState;
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use crate::http::auth::require_token;
+use crate::http::errors::ApiError;
+use crate::ivoa::scs;
+use crate::ivoa::tap::{self, Jobs};
+use crate::service::AppState;
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-/// Routes open without a token: probes and metrics.
-const OPEN_ROUTES: &[&str] = &["/livez", "/readyz", "/healthz", "/metrics"];
+/// The router's state: the service's and the async TAP jobs' (each handler takes what it
+/// needs of it).
+#[derive(Clone)]
+pub struct Routes {
+    pub app: Arc<AppState>,
+    pub jobs: Arc<Jobs>,
+}
 
-/// Refuses requests without the service's bearer token (when one is set), except on the open
-/// routes.
-async fn require_token(
-    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    if OPEN_ROUTES.contains(&req.uri().path()) {
-        return next.run(req).await;
-    }
-    let header = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if state.authorized(header) {
-        next.run(req).await
-    } else {
-        crate::telemetry::metrics()
-            .auth_failures
-            .with_label_values(&["http"])
-            .inc();
-        errors::ApiError::unauthorized().into_response()
+impl FromRef<Routes> for Arc<AppState> {
+    fn from_ref(r: &Routes) -> Self {
+        r.app.clone()
     }
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
+impl FromRef<Routes> for Arc<Jobs> {
+    fn from_ref(r: &Routes) -> Self {
+        r.jobs.clone()
+    }
+}
+
+/// Ready when the catalog is loaded and its store answered lately; the catalog and version
+/// only for a caller with the token.
+async fn readyz(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let details = (state.auth.token.is_some() && state.authorized(header)).then(|| {
+        json!({
+            "catalog": state.loc.uri,
+            "version": state.version.load(Ordering::Acquire),
+        })
+    });
+    crate::http::probes::ready(state.is_ready(), details)
+}
+
+pub fn router(app: Arc<AppState>, jobs: Arc<Jobs>) -> Router {
+    let auth = app.auth.clone();
     Router::new()
         .route("/v1/sql", post(sql::post_sql))
         .route("/v1/tables", get(tables::list))
         .route("/v1/tables/{name}", get(tables::describe))
-        .route("/tap/sync", get(tap::sync).post(tap::sync))
-        .route("/tap/async", get(tap::async_list).post(tap::async_create))
+        .route("/tap/sync", get(tap::sync::sync).post(tap::sync::sync))
+        .route("/tap/async", get(tap::uws::list).post(tap::uws::create))
         .route(
             "/tap/async/{id}",
-            get(tap::async_job)
-                .post(tap::async_job)
-                .delete(tap::async_job),
+            get(tap::uws::job).post(tap::uws::job).delete(tap::uws::job),
         )
-        .route("/tap/async/{id}/results/result", get(tap::async_result))
+        .route("/tap/async/{id}/results/result", get(tap::uws::result))
         .route(
             "/tap/async/{id}/{item}",
-            get(tap::async_item).post(tap::async_item),
+            get(tap::uws::item).post(tap::uws::item),
         )
-        .route("/tap/capabilities", get(tap::capabilities))
-        .route("/tap/availability", get(tap::availability))
-        .route("/tap/tables", get(tap::tables))
-        .route("/tap/tables/{name}", get(tap::table))
+        .route("/tap/capabilities", get(tap::vosi::capabilities))
+        .route("/tap/availability", get(tap::vosi::availability))
+        .route("/tap/tables", get(tap::vosi::tables))
+        .route("/tap/tables/{name}", get(tap::vosi::table))
         .route("/scs", get(scs::cone))
-        .route("/livez", get(health::livez))
-        .route("/readyz", get(health::readyz))
-        .route("/healthz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics_text))
-        .fallback(errors::not_found)
+        .route("/livez", get(crate::http::probes::livez))
+        .route("/readyz", get(readyz))
+        .route("/healthz", get(readyz))
+        .route("/metrics", get(crate::http::metrics::metrics_text))
+        .fallback(crate::http::errors::not_found)
         .layer(axum::middleware::from_fn(crate::http::catch_panic))
         .layer(DefaultBodyLimit::max(sql::MAX_SQL_BYTES + 1))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            require_token,
-        ))
-        .layer(axum::middleware::from_fn(metrics::track))
-        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(auth, require_token))
+        .layer(axum::middleware::from_fn(crate::http::metrics::track))
+        .with_state(Routes { app, jobs })
 }

@@ -1,8 +1,8 @@
 //! `GET /v1/tables` (names and row counts) and `GET /v1/tables/{name}` (columns with types,
 //! units, UCDs and descriptions).
 
-use super::errors::ApiError;
-use crate::server::AppState;
+use crate::http::errors::ApiError;
+use crate::service::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
