@@ -87,15 +87,26 @@ pub struct CalibBuildArgs {
     /// Directory the masters are written to.
     #[arg(long)]
     pub out: PathBuf,
-    /// How frames are combined: clipped-median, clipped-mean, median or mean
-    #[arg(long, default_value = "clipped-median")]
-    pub combine: String,
+    /// How frames are combined
+    #[arg(long, value_enum, default_value_t = Combine::ClippedMedian)]
+    pub combine: Combine,
     /// Clipping threshold in standard deviations
     #[arg(long, default_value_t = 3.0)]
     pub sigma: f32,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How `calib build` combines a stack of frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Combine {
+    /// σ-clipped median (`--sigma`)
+    ClippedMedian,
+    /// σ-clipped mean (`--sigma`)
+    ClippedMean,
+    Median,
+    Mean,
 }
 
 #[derive(Debug, Subcommand)]

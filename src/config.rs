@@ -1,10 +1,16 @@
 //! One validated configuration: TOML file < `ASTROPIPE_*` environment < flags (clap has
 //! already merged environment and flags; the file fills what they left unset), then defaults.
 
-use crate::cli::{CatalogArg, ExtractArgs, ServeArgs};
+use crate::catalog::compact::CompactOptions;
+use crate::cli::{
+    CalibBuildArgs, CatalogArg, Combine, CompactArgs, ExtractArgs, IngestArgs, ServeArgs,
+    WorkerArgs,
+};
 use crate::http::conn::ConnLimits;
 use crate::image::ExtractOptions;
+use crate::ingest::IngestOptions;
 use crate::server::ServeOptions;
+use crate::worker::WorkerOptions;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -29,6 +35,14 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    #[error("--input-list {path}: {source}")]
+    InputList {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--calib: {0}")]
+    Calib(#[from] crate::calib::CalibError),
 }
 
 /// The config file's shape.
@@ -404,6 +418,160 @@ impl FileConfig {
             l.max_bytes = mb << 20;
         }
         Ok(l)
+    }
+
+    /// Everything `ingest` needs, validated: inputs (with `--input-list`), the shard, the
+    /// extraction and input limits, the calibration masters.
+    pub fn ingest_options(&self, a: &IngestArgs) -> Result<IngestOptions, ConfigError> {
+        let mut inputs = a.inputs.clone();
+        if let Some(list) = &a.input_list {
+            let text = std::fs::read_to_string(list).map_err(|source| ConfigError::InputList {
+                path: list.display().to_string(),
+                source,
+            })?;
+            inputs.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string),
+            );
+        }
+        let mut opts = IngestOptions::new(inputs, self.catalog(&a.catalog));
+        opts.shard = match (a.shard_index, a.shard_count) {
+            (_, Some(0)) => return Err(invalid("shard_count", 0, "must be at least 1")),
+            (Some(i), Some(n)) if i >= n => {
+                return Err(invalid(
+                    "shard_index",
+                    i,
+                    &format!("must be below --shard-count {n}"),
+                ));
+            }
+            (i, Some(n)) => Some((i.unwrap_or(0), n)),
+            (_, None) => None,
+        };
+        opts.extract = self.extract(&a.extract)?;
+        opts.fits = self.fits_limits(&a.fits)?;
+        if let Some(dir) = &a.calib {
+            opts.calib = Some(std::sync::Arc::new(crate::calib::Library::load(dir)?));
+        }
+        opts.chunk_files = self.chunk_files(a.chunk_files)?;
+        opts.strict = a.strict;
+        opts.reprocess = a.reprocess;
+        Ok(opts)
+    }
+
+    /// Everything `compact` needs, validated.
+    pub fn compact_options(&self, a: &CompactArgs) -> Result<CompactOptions, ConfigError> {
+        let mut opts = CompactOptions::new(self.catalog(&a.catalog));
+        if let Some(n) = a.max_rows {
+            if n == 0 {
+                return Err(invalid("max_rows", n, "must be at least 1"));
+            }
+            opts.max_rows = n;
+        }
+        if let Some(m) = a.margin_arcsec {
+            if !(m > 0.0 && m <= 3600.0) {
+                return Err(invalid("margin_arcsec", m, "must be in (0, 3600]"));
+            }
+            opts.margin_arcsec = m;
+        }
+        if let Some(g) = a.gc_grace_seconds {
+            opts.grace = Duration::from_secs(g);
+        }
+        if let Some(mb) = a.memory_mb {
+            opts.memory_limit = mb.max(16) << 20;
+        }
+        Ok(opts)
+    }
+
+    /// Everything `worker` needs, validated.
+    pub fn worker_options(&self, a: &WorkerArgs) -> Result<WorkerOptions, ConfigError> {
+        let addr: SocketAddr = a
+            .addr
+            .parse()
+            .map_err(|e: std::net::AddrParseError| invalid("addr", &a.addr, &e.to_string()))?;
+        let at_least = |key: &'static str, v: u64, min: u64| {
+            if v < min {
+                Err(invalid(key, v, &format!("must be at least {min}")))
+            } else {
+                Ok(v)
+            }
+        };
+        at_least("concurrency", a.concurrency as u64, 1)?;
+        at_least("lease_seconds", a.lease_seconds, 3)?;
+        at_least("poll_ms", a.poll_ms, 1)?;
+        at_least("max_attempts", a.max_attempts as u64, 1)?;
+        at_least("job_timeout_seconds", a.job_timeout_seconds, 1)?;
+        at_least("upload_timeout_seconds", a.upload_timeout_seconds, 1)?;
+        at_least("max_upload_mb", a.max_upload_mb, 1)?;
+        at_least("submit_per_minute", a.submit_per_minute as u64, 1)?;
+        at_least("max_queued_jobs", a.max_queued_jobs as u64, 1)?;
+        at_least("max_client_queued_jobs", a.max_client_queued_jobs as u64, 1)?;
+        let mut opts = WorkerOptions::new(self.catalog(&a.catalog), addr);
+        opts.concurrency = a.concurrency;
+        opts.lease = Duration::from_secs(a.lease_seconds);
+        opts.poll = Duration::from_millis(a.poll_ms);
+        opts.grace = Duration::from_secs(a.grace_seconds);
+        if let Some(s) = &a.scratch {
+            opts.scratch = s.clone();
+        }
+        if let Some(t) = a.auth_token.as_ref().filter(|t| !t.is_empty()) {
+            if t.len() < 16 {
+                return Err(invalid(
+                    "auth_token",
+                    "(hidden)",
+                    "must be at least 16 characters",
+                ));
+            }
+            opts.auth_token = Some(t.clone());
+        }
+        opts.allowed = std::sync::Arc::new(
+            crate::ingest::inputs::InputRoots::parse(&a.allow_inputs)
+                .map_err(|reason| invalid("allow_input", &a.allow_inputs, &reason))?,
+        );
+        opts.max_upload_bytes = a.max_upload_mb << 20;
+        opts.max_attempts = a.max_attempts;
+        opts.job_timeout = Duration::from_secs(a.job_timeout_seconds);
+        opts.submit_per_minute = a.submit_per_minute;
+        opts.max_queued = a.max_queued_jobs;
+        opts.max_client_queued = a.max_client_queued_jobs;
+        opts.retention = Duration::from_secs(a.job_retention_hours * 3600);
+        opts.fits = self.fits_limits(&a.fits)?;
+        let upload = Duration::from_secs(a.upload_timeout_seconds);
+        opts.conn = self.conn(&a.conn, crate::worker::conn_limits(upload))?;
+        Ok(opts)
+    }
+
+    /// Everything `calib build` needs, validated.
+    pub fn calib_options(
+        &self,
+        a: &CalibBuildArgs,
+    ) -> Result<crate::calib::masters::BuildOptions, ConfigError> {
+        use crate::calib::combine::Method;
+        if a.bias.is_empty() && a.dark.is_empty() && a.flat.is_empty() {
+            return Err(invalid(
+                "bias/dark/flat",
+                "(none)",
+                "give at least one of --bias, --dark, --flat",
+            ));
+        }
+        if !(a.sigma.is_finite() && a.sigma > 0.0) {
+            return Err(invalid("sigma", a.sigma, "must be a positive number"));
+        }
+        let sigma = a.sigma;
+        let method = match a.combine {
+            Combine::Median => Method::Median,
+            Combine::Mean => Method::Mean,
+            Combine::ClippedMedian => Method::ClippedMedian { sigma },
+            Combine::ClippedMean => Method::ClippedMean { sigma },
+        };
+        Ok(crate::calib::masters::BuildOptions {
+            bias: a.bias.clone(),
+            dark: a.dark.clone(),
+            flat: a.flat.clone(),
+            out: a.out.clone(),
+            method,
+        })
     }
 
     /// Everything `serve` needs, validated.

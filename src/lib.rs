@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | [`cli`] | the command line (clap), every flag also from `ASTROPIPE_*` |
 //! | [`config`] | one validated configuration: TOML file < environment < flags |
-//! | [`app`] | runs a parsed command line (what `main` calls) |
+//! | [`cmd`] | each command's glue: validated options → the library → what it prints; errors → exit codes |
 //! | [`fits`] | FITS reading (fitsrs for headers and HDUs; ours for pixels, scaling, gzip) and a writer |
 //! | [`wcs`] | pixel ↔ sky: every Calabretta & Greisen projection, SIP, TPV, frames → ICRS |
 //! | [`calib`] | calibration: master bias/dark/flat (`calib build`), overscan/trim, applying masters |
@@ -24,10 +24,10 @@
 //!
 //! The astronomy SQL functions live in the `astropipe-udfs` crate (`udfs/`).
 
-pub mod app;
 pub mod calib;
 pub mod catalog;
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod demo;
 pub mod fits;

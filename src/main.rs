@@ -3,19 +3,19 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = astropipe::cli::Cli::parse();
-    astropipe::telemetry::init_logging(astropipe::app::stdout_is_output(&cli));
+    astropipe::telemetry::init_logging(astropipe::cmd::stdout_is_output(&cli));
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(astropipe::app::EXIT_FAILURE);
+            return ExitCode::from(astropipe::cmd::EXIT_FAILURE);
         }
     };
-    match rt.block_on(astropipe::app::run(cli)) {
+    match rt.block_on(astropipe::cmd::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", e.message);
-            ExitCode::from(e.code)
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -1,6 +1,7 @@
 //! One raw calibration or science frame: its pixels after overscan subtraction and trimming,
 //! and the header facts masters are matched on (instrument, filter, binning, date, exposure).
 
+use super::CalibError;
 use crate::fits::keywords::Keywords;
 use crate::fits::{FitsFile, Header};
 use std::path::Path;
@@ -83,14 +84,16 @@ pub struct Frame {
 
 /// Reads the first image HDU of `path`, subtracts the overscan (BIASSEC) and trims to
 /// TRIMSEC or DATASEC.
-pub fn read_frame(path: &Path) -> Result<Frame, String> {
-    let file = FitsFile::open(path).map_err(|e| e.to_string())?;
+pub fn read_frame(path: &Path) -> Result<Frame, CalibError> {
+    let file = FitsFile::open(path)?;
     let hdu = file
         .hdus
         .iter()
         .find(|h| matches!(file.image_dims(h), Ok(Some(d)) if d.n_pixels().unwrap_or(0) > 0))
-        .ok_or_else(|| format!("{}: no image HDU", path.display()))?;
-    let data = file.read_plane::<f32>(hdu, 0).map_err(|e| e.to_string())?;
+        .ok_or_else(|| CalibError::NoImage {
+            path: path.display().to_string(),
+        })?;
+    let data = file.read_plane::<f32>(hdu, 0)?;
     let primary = file.hdus.first().map(|h| &h.header);
     let kw = Keywords {
         hdu: &hdu.header,
@@ -110,18 +113,20 @@ pub fn read_frame(path: &Path) -> Result<Frame, String> {
 }
 
 /// Overscan subtraction and trimming, in place, as the header asks.
-pub fn prepare(frame: &mut Frame, header: &Header) -> Result<(), String> {
+pub fn prepare(frame: &mut Frame, header: &Header) -> Result<(), CalibError> {
     let (path, width, height) = (frame.path.clone(), frame.width, frame.height);
-    let section = |key: &str| -> Result<Option<Section>, String> {
+    let section = |key: &str| -> Result<Option<Section>, CalibError> {
         match header.str(key) {
             None => Ok(None),
             Some(s) => {
                 let sec = Section::parse(s)
                     .filter(|sec| sec.fits(width, height))
-                    .ok_or_else(|| {
-                        format!(
-                            "{path}: {key} = '{s}' is not a section of the {width}x{height} image"
-                        )
+                    .ok_or_else(|| CalibError::Section {
+                        path: path.clone(),
+                        key: key.to_string(),
+                        value: s.to_string(),
+                        width,
+                        height,
                     })?;
                 Ok(Some(sec))
             }

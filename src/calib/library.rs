@@ -3,6 +3,7 @@
 //! application: overscan and trim as the frame's header says, − bias, − dark rate × EXPTIME,
 //! ÷ flat; pixels in the flat's bad-pixel mask become NaN (so sources on them are flagged).
 
+use super::CalibError;
 use super::frames::{Frame, FrameInfo, prepare};
 use crate::fits::keywords::Keywords;
 use crate::fits::{FitsFile, Header};
@@ -15,7 +16,8 @@ pub struct Master {
     pub kind: String,
     pub path: PathBuf,
     pub info: FrameInfo,
-    pixels: OnceLock<Result<Loaded, String>>,
+    /// The pixels, or why they could not be read (kept: the next frame gets the same answer).
+    pixels: OnceLock<Result<Loaded, CalibError>>,
 }
 
 #[derive(Debug)]
@@ -47,9 +49,11 @@ pub struct Applied {
 
 impl Library {
     /// Reads the headers of the `*.fits` masters (those with a MASTER keyword) in `dir`.
-    pub fn load(dir: &Path) -> Result<Library, String> {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| format!("calibration directory {}: {e}", dir.display()))?;
+    pub fn load(dir: &Path) -> Result<Library, CalibError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| CalibError::Dir {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let mut masters = Vec::new();
         for e in entries.flatten() {
             let path = e.path();
@@ -76,10 +80,9 @@ impl Library {
         }
         masters.sort_by(|a, b| a.path.cmp(&b.path));
         if masters.is_empty() {
-            return Err(format!(
-                "no master frames (MASTER keyword) in {}",
-                dir.display()
-            ));
+            return Err(CalibError::NoMasters {
+                path: dir.display().to_string(),
+            });
         }
         Ok(Library {
             dir: dir.to_path_buf(),
@@ -108,7 +111,7 @@ impl Library {
     }
 
     /// Calibrates `frame` (raw pixels of an HDU with `header`) in place.
-    pub fn apply(&self, frame: &mut Frame, header: &Header) -> Result<Applied, String> {
+    pub fn apply(&self, frame: &mut Frame, header: &Header) -> Result<Applied, CalibError> {
         prepare(frame, header)?;
         let mut applied = Applied {
             origin: frame.origin,
@@ -138,7 +141,7 @@ impl Library {
             let loaded = match m.load() {
                 Ok(l) => l,
                 Err(e) => {
-                    applied.warnings.push(e.clone());
+                    applied.warnings.push(e.to_string());
                     continue;
                 }
             };
@@ -189,24 +192,28 @@ fn sub(px: &mut [f32], master: &[f32], scale: f32) {
 }
 
 impl Master {
-    fn load(&self) -> &Result<Loaded, String> {
+    fn load(&self) -> &Result<Loaded, CalibError> {
         self.pixels.get_or_init(|| {
-            let f = FitsFile::open(&self.path).map_err(|e| e.to_string())?;
-            let h0 = f.hdu(0).map_err(|e| e.to_string())?;
-            let img = f.read_plane::<f32>(h0, 0).map_err(|e| e.to_string())?;
-            let bpm = f
-                .hdus
-                .iter()
-                .find(|h| h.header.str("EXTNAME") == Some("BPM"))
-                .map(|h| f.read_plane::<f32>(h, 0))
-                .transpose()
-                .map_err(|e| e.to_string())?
-                .map(|b| b.pixels.iter().map(|v| *v != 0.0).collect());
-            Ok(Loaded {
-                width: img.width,
-                height: img.height,
-                pixels: img.pixels,
-                bpm,
+            let read = || -> Result<Loaded, crate::fits::FitsError> {
+                let f = FitsFile::open(&self.path)?;
+                let img = f.read_plane::<f32>(f.hdu(0)?, 0)?;
+                let bpm = f
+                    .hdus
+                    .iter()
+                    .find(|h| h.header.str("EXTNAME") == Some("BPM"))
+                    .map(|h| f.read_plane::<f32>(h, 0))
+                    .transpose()?
+                    .map(|b| b.pixels.iter().map(|v| *v != 0.0).collect());
+                Ok(Loaded {
+                    width: img.width,
+                    height: img.height,
+                    pixels: img.pixels,
+                    bpm,
+                })
+            };
+            read().map_err(|e| CalibError::Master {
+                path: self.path.display().to_string(),
+                reason: e.to_string(),
             })
         })
     }

@@ -13,6 +13,7 @@
 //! keywords: `MASTER`, `COMBINE`, `NCOMBINE`, `INPUT001`…, `ASTROVER`, and the matching keys
 //! (`INSTRUME`, `FILTER`, `CCDSUM`, `MJD-OBS` = the median of the inputs').
 
+use super::CalibError;
 use super::combine::{Method, combine};
 use super::frames::{Frame, read_frame};
 use crate::fits::HeaderValue;
@@ -58,9 +59,11 @@ pub struct BuildReport {
 type Key = (String, String, String);
 
 /// Builds and writes the masters.
-pub fn build(opts: &BuildOptions) -> Result<BuildReport, String> {
-    std::fs::create_dir_all(&opts.out)
-        .map_err(|e| format!("cannot create {}: {e}", opts.out.display()))?;
+pub fn build(opts: &BuildOptions) -> Result<BuildReport, CalibError> {
+    std::fs::create_dir_all(&opts.out).map_err(|source| CalibError::Write {
+        path: opts.out.display().to_string(),
+        source,
+    })?;
     let mut report = BuildReport::default();
     let mut load = |paths: &[PathBuf], with_filter: bool| -> BTreeMap<Key, Vec<Frame>> {
         let mut groups: BTreeMap<Key, Vec<Frame>> = BTreeMap::new();
@@ -78,7 +81,9 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, String> {
                     );
                     groups.entry(key).or_default().push(f);
                 }
-                Err(e) => report.rejected.push((p.display().to_string(), e)),
+                Err(e) => report
+                    .rejected
+                    .push((p.display().to_string(), e.to_string())),
             }
         }
         groups
@@ -206,7 +211,7 @@ fn write_master(
     w: usize,
     h: usize,
     bpm: Option<&[f32]>,
-) -> Result<MasterReport, String> {
+) -> Result<MasterReport, CalibError> {
     let info = &frames[0].info;
     let mut mjds: Vec<f64> = frames.iter().filter_map(|f| f.info.mjd).collect();
     mjds.sort_by(|a, b| a.total_cmp(b));
@@ -293,9 +298,12 @@ fn write_master(
     }
     // Written whole to a temporary name, then renamed: a master is never half there.
     let tmp = opts.out.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, wtr.finish())
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let write = |p: &std::path::Path| {
+        let p = p.display().to_string();
+        move |source| CalibError::Write { path: p, source }
+    };
+    std::fs::write(&tmp, wtr.finish()).map_err(write(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(write(&path))?;
     Ok(MasterReport {
         kind: kind.into(),
         path: path.display().to_string(),

@@ -14,12 +14,35 @@ pub mod masters;
 
 pub use library::{Applied, Library};
 
-/// A loaded calibration library shared by the ingest's workers (compared by identity).
-#[derive(Debug, Clone)]
-pub struct CalibRef(pub std::sync::Arc<Library>);
-
-impl PartialEq for CalibRef {
-    fn eq(&self, other: &Self) -> bool {
-        std::sync::Arc::ptr_eq(&self.0, &other.0)
-    }
+/// What can go wrong building or applying calibration masters; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibError {
+    #[error(transparent)]
+    Fits(#[from] crate::fits::FitsError),
+    #[error("{path}: no image HDU")]
+    NoImage { path: String },
+    #[error("{path}: {key} = '{value}' is not a section of the {width}x{height} image")]
+    Section {
+        path: String,
+        key: String,
+        value: String,
+        width: usize,
+        height: usize,
+    },
+    #[error("calibration directory {path}: {source}")]
+    Dir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no master frames (MASTER keyword) in {path}")]
+    NoMasters { path: String },
+    #[error("master {path} cannot be read: {reason}")]
+    Master { path: String, reason: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -21,7 +21,6 @@ pub mod compressed;
 pub mod file;
 pub mod header;
 pub mod image;
-pub mod inspect;
 pub mod keywords;
 pub mod limits;
 pub mod writer;

@@ -10,7 +10,7 @@
 //! - [`quality`]: per-exposure metrics;
 //! - [`preview`]: the picture of `astropipe preview` ([`png`] encodes it).
 //!
-//! Calibration comes before, in [`crate::calib`] (it needs the header and the master frames).
+//! Calibration comes before (the ingest's pipeline applies [`crate::calib`]'s masters).
 //! Not implemented: SExtractor's CLEAN pass (merging spurious detections in bright wings).
 
 pub mod aperture;
@@ -42,8 +42,6 @@ pub struct ExtractOptions {
     pub measure: MeasureOptions,
     /// Raw pixel level at or above which a pixel counts as saturated.
     pub saturation: Option<f64>,
-    /// Master frames to calibrate with (`ingest --calib`).
-    pub calib: Option<crate::calib::CalibRef>,
 }
 
 impl Default for ExtractOptions {
@@ -55,7 +53,6 @@ impl Default for ExtractOptions {
             detect: DetectOptions::default(),
             measure: MeasureOptions::default(),
             saturation: None,
-            calib: None,
         }
     }
 }

@@ -81,26 +81,23 @@ async fn list_remote(uri: &str) -> Result<Vec<Input>, String> {
 }
 
 /// Reads a whole object of at most `max_bytes`.
-pub async fn read_remote(uri: &str, max_bytes: u64) -> Result<Vec<u8>, String> {
+pub async fn read_remote(uri: &str, max_bytes: u64) -> Result<Vec<u8>, super::pipeline::Failure> {
+    use super::pipeline::{Failure, FailureKind};
     use object_store::ObjectStoreExt;
-    let loc = crate::storage::Location::open(uri).map_err(|e| e.to_string())?;
-    let meta = loc
-        .store
-        .head(&loc.root)
-        .await
-        .map_err(|e| format!("cannot read: {e}"))?;
+    let io = |e: &dyn std::fmt::Display| Failure::new(FailureKind::Io, format!("cannot read: {e}"));
+    let loc = crate::storage::Location::open(uri).map_err(|e| io(&e))?;
+    let meta = loc.store.head(&loc.root).await.map_err(|e| io(&e))?;
     if meta.size > max_bytes {
-        return Err(format!(
-            "refused: the object is {} bytes; at most {max_bytes} are accepted (--max-decompressed-mb)",
-            meta.size
+        return Err(Failure::new(
+            FailureKind::Refused,
+            format!(
+                "refused: the object is {} bytes; at most {max_bytes} are accepted (--max-decompressed-mb)",
+                meta.size
+            ),
         ));
     }
-    let got = loc
-        .store
-        .get(&loc.root)
-        .await
-        .map_err(|e| format!("cannot read: {e}"))?;
-    let bytes = got.bytes().await.map_err(|e| format!("cannot read: {e}"))?;
+    let got = loc.store.get(&loc.root).await.map_err(|e| io(&e))?;
+    let bytes = got.bytes().await.map_err(|e| io(&e))?;
     Ok(bytes.to_vec())
 }
 

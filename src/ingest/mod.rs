@@ -19,7 +19,7 @@ use crate::image::ExtractOptions;
 use crate::storage::{Location, StorageError};
 use crate::telemetry::metrics;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pipeline::FileOutcome;
+use pipeline::{Failure, FailureKind, FileOutcome};
 use rayon::prelude::*;
 pub use report::{IngestReport, Problem};
 use std::collections::HashSet;
@@ -60,6 +60,8 @@ pub struct IngestOptions {
     pub allowed: Option<std::sync::Arc<inputs::InputRoots>>,
     /// When set and raised, the run stops before the next file (a job timed out).
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Calibration masters (`--calib`), shared by the workers.
+    pub calib: Option<std::sync::Arc<crate::calib::Library>>,
 }
 
 impl IngestOptions {
@@ -76,18 +78,19 @@ impl IngestOptions {
             fits: crate::fits::FitsLimits::default(),
             allowed: None,
             cancel: None,
+            calib: None,
         }
     }
 }
 
 /// An input and, for an object-store input, its bytes (or why they could not be read).
-type Fetched = (inputs::Input, Option<Result<Vec<u8>, String>>);
+type Fetched = (inputs::Input, Option<Result<Vec<u8>, Failure>>);
 
 /// One processed input file.
 struct Processed {
     uri: String,
     sha256: String,
-    outcome: Result<FileOutcome, String>,
+    outcome: Result<FileOutcome, Failure>,
 }
 
 /// Runs an ingest: expands the inputs, processes new files in parallel and commits them.
@@ -179,6 +182,7 @@ pub async fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
         let extract = opts.extract.clone();
         let limits = opts.fits;
         let cancel = opts.cancel.clone();
+        let calib = opts.calib.clone();
         let bar2 = bar.clone();
         let processed = tokio::task::spawn_blocking(move || {
             fetched
@@ -191,15 +195,25 @@ pub async fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
                         (i, _) if stop => Some(Processed {
                             uri: i.uri(),
                             sha256: String::new(),
-                            outcome: Err("not processed: the run was stopped".into()),
+                            outcome: Err(Failure::new(
+                                FailureKind::Stopped,
+                                "not processed: the run was stopped",
+                            )),
                         }),
-                        (inputs::Input::Local(p), _) => process_path(&p, &known, &extract, &limits),
+                        (inputs::Input::Local(p), _) => {
+                            process_path(&p, &known, &extract, &limits, calib.as_deref())
+                        }
                         (inputs::Input::Remote(uri), Some(read)) => {
-                            process_bytes(uri, read, &known, &extract, &limits)
+                            process_bytes(uri, read, &known, &extract, &limits, calib.as_deref())
                         }
-                        (inputs::Input::Remote(uri), None) => {
-                            process_bytes(uri, Err("not fetched".into()), &known, &extract, &limits)
-                        }
+                        (inputs::Input::Remote(uri), None) => process_bytes(
+                            uri,
+                            Err(Failure::new(FailureKind::Io, "not fetched")),
+                            &known,
+                            &extract,
+                            &limits,
+                            calib.as_deref(),
+                        ),
                     };
                     bar2.inc(1);
                     r
@@ -258,35 +272,41 @@ fn process_path(
     known: &HashSet<String>,
     opts: &ExtractOptions,
     limits: &crate::fits::FitsLimits,
+    calib: Option<&crate::calib::Library>,
 ) -> Option<Processed> {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let read = if size > limits.max_bytes {
-        Err(format!(
-            "refused: the file is {size} bytes; at most {} are accepted (--max-decompressed-mb)",
-            limits.max_bytes
+        Err(Failure::new(
+            FailureKind::Refused,
+            format!(
+                "refused: the file is {size} bytes; at most {} are accepted (--max-decompressed-mb)",
+                limits.max_bytes
+            ),
         ))
     } else {
-        crate::fits::image::read_file(path).map_err(|e| format!("cannot read: {e}"))
+        crate::fits::image::read_file(path)
+            .map_err(|e| Failure::new(FailureKind::Io, format!("cannot read: {e}")))
     };
-    process_bytes(path.display().to_string(), read, known, opts, limits)
+    process_bytes(path.display().to_string(), read, known, opts, limits, calib)
 }
 
 /// Processes one input's bytes (None: already in the catalog).
 fn process_bytes(
     uri: String,
-    read: Result<Vec<u8>, String>,
+    read: Result<Vec<u8>, Failure>,
     known: &HashSet<String>,
     opts: &ExtractOptions,
     limits: &crate::fits::FitsLimits,
+    calib: Option<&crate::calib::Library>,
 ) -> Option<Processed> {
     let t0 = Instant::now();
     let bytes = match read {
         Ok(b) => b,
-        Err(reason) => {
+        Err(failure) => {
             return Some(Processed {
                 uri,
                 sha256: String::new(),
-                outcome: Err(reason),
+                outcome: Err(failure),
             });
         }
     };
@@ -295,10 +315,9 @@ fn process_bytes(
         return None;
     }
     metrics().ingest_bytes.inc_by(bytes.len() as u64);
-    let outcome = match crate::fits::FitsFile::from_bytes_with(uri.clone(), bytes, *limits) {
-        Ok(f) => Ok(pipeline::process_file(&f, &uri, &sha256, opts)),
-        Err(e) => Err(e.to_string()),
-    };
+    let outcome = crate::fits::FitsFile::from_bytes_with(uri.clone(), bytes, *limits)
+        .map(|f| pipeline::process_file(&f, &uri, &sha256, opts, calib))
+        .map_err(Failure::from);
     metrics()
         .ingest_stage_seconds
         .with_label_values(&["file"])
@@ -313,16 +332,16 @@ fn process_bytes(
 fn account(report: &mut IngestReport, fresh: &[Processed], strict: bool) {
     for p in fresh {
         match &p.outcome {
-            Err(reason) => {
+            Err(failure) => {
                 report.files_failed += 1;
                 metrics()
                     .ingest_failures
-                    .with_label_values(&[failure_kind(reason)])
+                    .with_label_values(&[failure.kind.label()])
                     .inc();
                 report.failures.push(Problem {
                     input: p.uri.clone(),
                     hdu: None,
-                    reason: reason.clone(),
+                    reason: failure.message.clone(),
                 });
             }
             Ok(o) => {
@@ -335,7 +354,7 @@ fn account(report: &mut IngestReport, fresh: &[Processed], strict: bool) {
                     };
                     metrics()
                         .ingest_failures
-                        .with_label_values(&["no_image"])
+                        .with_label_values(&[FailureKind::NoImage.label()])
                         .inc();
                     report.failures.push(Problem {
                         input: p.uri.clone(),
@@ -350,7 +369,7 @@ fn account(report: &mut IngestReport, fresh: &[Processed], strict: bool) {
                 for f in &o.failed {
                     metrics()
                         .ingest_failures
-                        .with_label_values(&[failure_kind(&f.reason)])
+                        .with_label_values(&[f.kind.label()])
                         .inc();
                     report.failures.push(Problem {
                         input: p.uri.clone(),
@@ -383,23 +402,6 @@ fn account(report: &mut IngestReport, fresh: &[Processed], strict: bool) {
                 }
             }
         }
-    }
-}
-
-/// A short, bounded label for the failure metric.
-fn failure_kind(reason: &str) -> &'static str {
-    if reason.contains("refused") {
-        "refused"
-    } else if reason.contains("not supported") {
-        "unsupported"
-    } else if reason.contains("truncated") {
-        "truncated"
-    } else if reason.contains("not a FITS") || reason.contains("header") {
-        "bad_fits"
-    } else if reason.contains("cannot read") {
-        "io"
-    } else {
-        "other"
     }
 }
 

@@ -2,13 +2,70 @@
 //! (JSON, with the conventions of astropy's reference answers: physical values in float64,
 //! 0-based pixels, world coordinates in axis order as `all_pix2world` gives them).
 
-use super::{FitsError, FitsFile, Hdu, HduKind, Header};
+use super::{CmdError, print_json_or};
+use crate::cli::FitsCommand;
+use crate::fits::{FitsError, FitsFile, Hdu, HduKind, Header};
 use crate::wcs::Wcs;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+pub fn run(cmd: FitsCommand) -> Result<(), CmdError> {
+    match cmd {
+        FitsCommand::Info { file, json } => {
+            let f = FitsFile::open(&file)?;
+            print_json_or(&info(&f), json, info_text);
+        }
+        FitsCommand::Stats { file, hdu, json } => {
+            let f = FitsFile::open(&file)?;
+            print_json_or(&stats(&f, hdu)?, json, |v| {
+                let keys = [
+                    "n",
+                    "n_nan",
+                    "sum",
+                    "mean",
+                    "median",
+                    "min",
+                    "max",
+                    "std",
+                    "sha256_f64le",
+                ];
+                keys.iter()
+                    .map(|k| format!("{k:>13}: {}\n", v[k]))
+                    .collect()
+            });
+        }
+        FitsCommand::Pix2sky {
+            file,
+            hdu,
+            json,
+            coords,
+        } => {
+            if coords.len() % 2 != 0 {
+                return Err(CmdError::Usage(
+                    "pixel coordinates come in pairs: X Y [X Y ...]".into(),
+                ));
+            }
+            let header = header_for(&file, hdu)?;
+            let pts: Vec<(f64, f64)> = coords.chunks(2).map(|c| (c[0], c[1])).collect();
+            print_json_or(&pix2sky(&header, &pts)?, json, |v| {
+                let mut s = String::new();
+                for (p, w) in v["pixel_0based"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .zip(v["world_deg"].as_array().into_iter().flatten())
+                {
+                    s.push_str(&format!("{} {} -> {} {}\n", p[0], p[1], w[0], w[1]));
+                }
+                s
+            });
+        }
+    }
+    Ok(())
+}
+
 /// One HDU's description.
-pub fn hdu_info(file: &FitsFile, hdu: &Hdu) -> Value {
+fn hdu_info(file: &FitsFile, hdu: &Hdu) -> Value {
     let dims = file.image_dims(hdu);
     let (bitpix, naxes, compression, error) = match &dims {
         Ok(Some(d)) => (Some(d.bitpix.value()), d.axes.clone(), d.compression, None),
@@ -53,7 +110,7 @@ pub fn hdu_info(file: &FitsFile, hdu: &Hdu) -> Value {
 }
 
 /// Every HDU of a file.
-pub fn info(file: &FitsFile) -> Value {
+fn info(file: &FitsFile) -> Value {
     json!({
         "file": file.path,
         "bytes": file.bytes.len(),
@@ -63,7 +120,7 @@ pub fn info(file: &FitsFile) -> Value {
 }
 
 /// Text rendering of [`info`].
-pub fn info_text(v: &Value) -> String {
+fn info_text(v: &Value) -> String {
     let mut s = format!(
         "{} ({} bytes)\n",
         v["file"].as_str().unwrap_or(""),
@@ -115,7 +172,7 @@ pub fn info_text(v: &Value) -> String {
 }
 
 /// Statistics of the physical values of an image HDU (all planes), NaN/BLANK ignored.
-pub fn stats(file: &FitsFile, index: usize) -> Result<Value, FitsError> {
+fn stats(file: &FitsFile, index: usize) -> Result<Value, FitsError> {
     let hdu = file.hdu(index)?;
     let dims = file.image_dims(hdu)?.ok_or(FitsError::NotImage {
         path: file.path.clone(),
@@ -200,7 +257,7 @@ fn neumaier_sum(values: impl Iterator<Item = f64>) -> f64 {
 
 /// World coordinates of 0-based pixels, in the WCS's own frame and in axis order (as
 /// astropy's `all_pix2world(pix, 0)`), null off the sky.
-pub fn pix2sky(header: &Header, pixels: &[(f64, f64)]) -> Result<Value, crate::wcs::WcsError> {
+fn pix2sky(header: &Header, pixels: &[(f64, f64)]) -> Result<Value, crate::wcs::WcsError> {
     let wcs = Wcs::from_header(header)?;
     let world: Vec<Value> = pixels
         .iter()
@@ -219,16 +276,25 @@ pub fn pix2sky(header: &Header, pixels: &[(f64, f64)]) -> Result<Value, crate::w
 }
 
 /// The header to use for pix2sky: a bare `.hdr` file, or HDU `index` of a FITS file.
-pub fn header_for(path: &std::path::Path, index: Option<usize>) -> Result<Header, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn header_for(path: &std::path::Path, index: Option<usize>) -> Result<Header, CmdError> {
+    let bytes = std::fs::read(path).map_err(|source| FitsError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     let is_hdr = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("hdr"));
     if is_hdr {
-        return super::file::parse_header_cards(&bytes)
-            .map_err(|e| format!("{}: {e}", path.display()));
+        return crate::fits::file::parse_header_cards(&bytes).map_err(|message| {
+            FitsError::Header {
+                path: path.display().to_string(),
+                hdu: 0,
+                message,
+            }
+            .into()
+        });
     }
-    let f = FitsFile::from_bytes(path.display().to_string(), bytes).map_err(|e| e.to_string())?;
+    let f = FitsFile::from_bytes(path.display().to_string(), bytes)?;
     let i = match index {
         Some(i) => i,
         // The first HDU with a celestial WCS, else the first image.
@@ -247,5 +313,5 @@ pub fn header_for(path: &std::path::Path, index: Option<usize>) -> Result<Header
             .map(|h| h.index)
             .unwrap_or(0),
     };
-    Ok(f.hdu(i).map_err(|e| e.to_string())?.header.clone())
+    Ok(f.hdu(i)?.header.clone())
 }
