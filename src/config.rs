@@ -1,11 +1,11 @@
 //! One validated configuration: TOML file < `ASTROPIPE_*` environment < flags (clap has
 //! already merged environment and flags; the file fills what they left unset), then defaults.
 
-use crate::catalog::compact::CompactOptions;
 use crate::cli::{
     CalibBuildArgs, CatalogArg, Combine, CompactArgs, ExtractArgs, IngestArgs, ServeArgs,
     WorkerArgs,
 };
+use crate::compact::CompactOptions;
 use crate::http::conn::ConnLimits;
 use crate::image::ExtractOptions;
 use crate::ingest::IngestOptions;

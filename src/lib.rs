@@ -12,7 +12,8 @@
 //! | [`calib`] | calibration: master bias/dark/flat (`calib build`), overscan/trim, applying masters |
 //! | [`image`] | image science: cosmic rays, background, detection, deblending, measurement, quality |
 //! | [`ingest`] | the batch: inputs → per-HDU pipeline (rayon) → catalog increments, report |
-//! | [`catalog`] | Arrow schemas, Parquet encoding, the commit log, HATS compaction, margins, GC |
+//! | [`catalog`] | Arrow schemas, Parquet encoding, the commit log, the HATS layout, margins |
+//! | [`compact`] | `compact`: increments → a new HATS generation with its margin cache; garbage collection |
 //! | [`storage`] | object stores from catalog URIs (local, s3://, memory://) |
 //! | [`query`] | DataFusion session with the UDFs, HEALPix-pruning table provider, `--table` discovery, `cone_search`/`xmatch`, limits, read-only guard, ADQL translation, TAP_SCHEMA, result encoders (JSON, CSV, Arrow, Parquet, VOTable) |
 //! | [`server`] | `serve`: HTTP API (SQL, TAP, Cone Search), Arrow Flight SQL, auth, probes, metrics, graceful shutdown |
@@ -28,6 +29,7 @@ pub mod calib;
 pub mod catalog;
 pub mod cli;
 pub mod cmd;
+pub mod compact;
 pub mod config;
 pub mod demo;
 pub mod fits;

@@ -4,8 +4,10 @@
 //! - [`writer`]: sorted Parquet encoding, row groups encoded in parallel;
 //! - [`commit`]: the commit log that makes increments visible atomically;
 //! - [`hats`]: the HATS layout (adaptive partitions, properties, `_metadata`);
-//! - [`margin`]: margin caches for cross-matching at partition edges;
-//! - [`compact`]: increments → a new HATS generation, and garbage collection.
+//! - [`margin`]: margin caches for cross-matching at partition edges.
+//!
+//! Compaction (increments → a new HATS generation) reads through the query engine and lives
+//! above it, in [`crate::compact`].
 //!
 //! Layout under the catalog root:
 //! ```text
@@ -20,7 +22,6 @@
 //! A version is exactly the data files its snapshot names; nothing is rewritten in place.
 
 pub mod commit;
-pub mod compact;
 pub mod hats;
 pub mod margin;
 pub mod schema;
@@ -33,6 +34,8 @@ use object_store::{ObjectStoreExt, PutPayload};
 
 pub const EXPOSURES: &str = "exposures";
 pub const SOURCES: &str = "sources";
+/// Table name of the `sources` margin cache in the commit log.
+pub const SOURCES_MARGIN: &str = "sources_margin";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {

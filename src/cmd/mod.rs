@@ -37,7 +37,7 @@ pub enum CmdError {
     #[error(transparent)]
     Ingest(#[from] crate::ingest::IngestError),
     #[error(transparent)]
-    Compact(#[from] crate::catalog::compact::CompactError),
+    Compact(#[from] crate::compact::CompactError),
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
     #[error(transparent)]

@@ -185,7 +185,7 @@ fn table_provider(
     let files = snap.files_of(table);
     let store_url = ObjectStoreUrl::parse(loc.store_url.as_str())?;
     let sources = table == SOURCES;
-    let margin_files = snap.files_of(crate::catalog::compact::SOURCES_MARGIN);
+    let margin_files = snap.files_of(crate::catalog::SOURCES_MARGIN);
     let margin = match (&snap.generation, sources && !margin_files.is_empty()) {
         (Some(g), true) => g.margin_arcsec.map(|t| {
             (

@@ -4,9 +4,9 @@
 use super::helpers::{Scratch, copy_samples, ingest, query_strings};
 use arrow::array::AsArray;
 use arrow::datatypes::{Float64Type, Int64Type};
-use astropipe::catalog::compact::{self, CompactOptions};
 use astropipe::catalog::hats::Pixel;
 use astropipe::catalog::{CommitRecord, SOURCES, commit, schema};
+use astropipe::compact::{self, CompactOptions};
 use astropipe::ingest::IngestOptions;
 use astropipe::storage::Location;
 use std::collections::{BTreeMap, HashMap, HashSet};

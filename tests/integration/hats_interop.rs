@@ -3,7 +3,7 @@
 //! rows ours does.
 
 use super::helpers::{Scratch, query_strings, run_python, test_python};
-use astropipe::catalog::compact::{self, CompactOptions};
+use astropipe::compact::{self, CompactOptions};
 use astropipe::storage::Location;
 
 #[tokio::test]

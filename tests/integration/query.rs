@@ -3,7 +3,7 @@
 
 use super::catalog::commit_rows;
 use super::helpers::{Scratch, query_strings};
-use astropipe::catalog::compact::{self, CompactOptions};
+use astropipe::compact::{self, CompactOptions};
 use astropipe::storage::Location;
 
 /// A catalog with fields around the sky (one across RA = 0, one near the north pole), in
