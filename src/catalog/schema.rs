@@ -1,5 +1,7 @@
-//! The catalog's tables as Arrow schemas, with units and UCDs in the field metadata (keys
-//! `unit`, `ucd`, `description`), and the row types the pipeline fills.
+//! The catalog's tables: each defined once, as a list of columns — name, nullability, unit,
+//! UCD, description and how a row fills it ([`Column`]). The Arrow schemas (units and UCDs in
+//! the field metadata, keys `unit`, `ucd`, `description`) and the batch builders are both made
+//! from that list, so they cannot drift apart.
 
 use arrow::array::{
     ArrayRef, Float64Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
@@ -12,544 +14,114 @@ use std::sync::{Arc, LazyLock};
 /// The HATS spatial index column: NESTED HEALPix at order 29, Int64 as HATS specifies.
 pub const HEALPIX_29: &str = "_healpix_29";
 
-fn field(name: &str, dt: DataType, nullable: bool, unit: &str, ucd: &str, desc: &str) -> Field {
-    let mut md = HashMap::new();
-    if !unit.is_empty() {
-        md.insert("unit".to_string(), unit.to_string());
-    }
-    if !ucd.is_empty() {
-        md.insert("ucd".to_string(), ucd.to_string());
-    }
-    md.insert("description".to_string(), desc.to_string());
-    Field::new(name, dt, nullable).with_metadata(md)
+/// How a row fills a column; the variant decides the column's Arrow type.
+pub enum Fill<R> {
+    I64(fn(&R) -> Option<i64>),
+    I32(fn(&R) -> Option<i32>),
+    F64(fn(&R) -> Option<f64>),
+    Str(for<'a> fn(&'a R) -> Option<&'a str>),
+    /// Microseconds since 1970-01-01T00:00:00Z, as a UTC timestamp.
+    Ts(fn(&R) -> Option<i64>),
+    /// A list of float64 borrowed from the row.
+    List(for<'a> fn(&'a R) -> Option<&'a [f64]>),
+    /// A list of float64 computed from the row.
+    ListOwned(fn(&R) -> Option<Vec<f64>>),
+}
+
+/// One column of a table.
+pub struct Column<R: 'static> {
+    pub name: &'static str,
+    pub nullable: bool,
+    pub unit: &'static str,
+    pub ucd: &'static str,
+    pub description: &'static str,
+    pub fill: Fill<R>,
 }
 
 fn list_f64() -> DataType {
     DataType::List(Arc::new(Field::new("item", DataType::Float64, true)))
 }
 
-fn ts() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+impl<R> Column<R> {
+    pub fn data_type(&self) -> DataType {
+        match self.fill {
+            Fill::I64(_) => DataType::Int64,
+            Fill::I32(_) => DataType::Int32,
+            Fill::F64(_) => DataType::Float64,
+            Fill::Str(_) => DataType::Utf8,
+            Fill::Ts(_) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Fill::List(_) | Fill::ListOwned(_) => list_f64(),
+        }
+    }
+
+    /// The Arrow field, with unit, UCD and description in its metadata.
+    pub fn field(&self) -> Field {
+        let mut md = HashMap::new();
+        if !self.unit.is_empty() {
+            md.insert("unit".to_string(), self.unit.to_string());
+        }
+        if !self.ucd.is_empty() {
+            md.insert("ucd".to_string(), self.ucd.to_string());
+        }
+        md.insert("description".to_string(), self.description.to_string());
+        Field::new(self.name, self.data_type(), self.nullable).with_metadata(md)
+    }
+
+    /// The column's values for `rows`.
+    fn build(&self, rows: &[R]) -> ArrayRef {
+        fn list<'a>(values: impl Iterator<Item = Option<&'a [f64]>>) -> ArrayRef {
+            let mut b = ListBuilder::new(Float64Builder::new());
+            for v in values {
+                match v {
+                    Some(v) => {
+                        b.values().append_slice(v);
+                        b.append(true);
+                    }
+                    None => b.append(false),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        macro_rules! scalar {
+            ($builder:expr, $f:expr) => {{
+                let mut b = $builder;
+                for r in rows {
+                    b.append_option($f(r));
+                }
+                Arc::new(b.finish()) as ArrayRef
+            }};
+        }
+        match &self.fill {
+            Fill::I64(f) => scalar!(Int64Builder::with_capacity(rows.len()), f),
+            Fill::I32(f) => scalar!(Int32Builder::with_capacity(rows.len()), f),
+            Fill::F64(f) => scalar!(Float64Builder::with_capacity(rows.len()), f),
+            Fill::Str(f) => scalar!(StringBuilder::new(), f),
+            Fill::Ts(f) => scalar!(TimestampMicrosecondBuilder::new().with_timezone("UTC"), f),
+            Fill::List(f) => list(rows.iter().map(f)),
+            Fill::ListOwned(f) => {
+                let owned: Vec<Option<Vec<f64>>> = rows.iter().map(f).collect();
+                list(owned.iter().map(|v| v.as_deref()))
+            }
+        }
+    }
 }
 
-/// Schema of `exposures`: one row per processed image HDU (plane).
-pub static EXPOSURES: LazyLock<SchemaRef> = LazyLock::new(|| {
-    use DataType::*;
-    Arc::new(Schema::new(vec![
-        field(
-            "exposure_id",
-            Int64,
-            false,
-            "",
-            "meta.id;obs",
-            "stable id: hash of the file content and HDU",
-        ),
-        field(
-            "file_uri",
-            Utf8,
-            false,
-            "",
-            "meta.ref.url",
-            "the input file as given to ingest",
-        ),
-        field(
-            "file_sha256",
-            Utf8,
-            false,
-            "",
-            "",
-            "SHA-256 of the input file's bytes",
-        ),
-        field(
-            "hdu",
-            Int32,
-            false,
-            "",
-            "meta.number",
-            "0-based HDU index (0 = primary)",
-        ),
-        field(
-            "plane",
-            Int32,
-            true,
-            "",
-            "meta.number",
-            "0-based plane of a data cube (null for 2-D images)",
-        ),
-        field("object", Utf8, true, "", "meta.id;src", "OBJECT keyword"),
-        field("telescope", Utf8, true, "", "instr.tel", "TELESCOP keyword"),
-        field("instrument", Utf8, true, "", "instr", "INSTRUME keyword"),
-        field("filter", Utf8, true, "", "instr.filter", "FILTER keyword"),
-        field(
-            "exptime",
-            Float64,
-            true,
-            "s",
-            "time.duration;obs.exposure",
-            "exposure time",
-        ),
-        field(
-            "date_obs",
-            ts(),
-            true,
-            "",
-            "time.start;obs",
-            "start of the exposure (UTC)",
-        ),
-        field(
-            "mjd_obs",
-            Float64,
-            true,
-            "d",
-            "time.epoch;obs",
-            "start of the exposure, MJD",
-        ),
-        field("naxis1", Int32, false, "pix", "", "image width"),
-        field("naxis2", Int32, false, "pix", "", "image height"),
-        field(
-            "ra_center",
-            Float64,
-            true,
-            "deg",
-            "pos.eq.ra",
-            "ICRS right ascension of the image centre",
-        ),
-        field(
-            "dec_center",
-            Float64,
-            true,
-            "deg",
-            "pos.eq.dec",
-            "ICRS declination of the image centre",
-        ),
-        field(
-            "footprint_ra",
-            list_f64(),
-            true,
-            "deg",
-            "pos.eq.ra",
-            "corners (0,0), (w-1,0), (w-1,h-1), (0,h-1)",
-        ),
-        field(
-            "footprint_dec",
-            list_f64(),
-            true,
-            "deg",
-            "pos.eq.dec",
-            "corners, same order as footprint_ra",
-        ),
-        field(
-            "pixel_scale_arcsec",
-            Float64,
-            true,
-            "arcsec/pix",
-            "instr.scale",
-            "mean pixel scale from the WCS",
-        ),
-        field(
-            "wcs_status",
-            Utf8,
-            false,
-            "",
-            "",
-            "'ok', or why the HDU has no sky positions",
-        ),
-        field(
-            "background_level",
-            Float64,
-            true,
-            "adu",
-            "instr.skyLevel",
-            "median background",
-        ),
-        field(
-            "background_rms",
-            Float64,
-            true,
-            "adu",
-            "stat.stdev;instr.skyLevel",
-            "median background RMS",
-        ),
-        field(
-            "fwhm_pix",
-            Float64,
-            true,
-            "pix",
-            "phys.angSize;instr.det.psf",
-            "median FWHM of good stars",
-        ),
-        field(
-            "fwhm_arcsec",
-            Float64,
-            true,
-            "arcsec",
-            "instr.obsty.seeing",
-            "median FWHM of good stars",
-        ),
-        field(
-            "ellipticity",
-            Float64,
-            true,
-            "",
-            "src.ellipticity",
-            "median 1 - b/a of good stars",
-        ),
-        field(
-            "n_sources",
-            Int64,
-            false,
-            "",
-            "meta.number",
-            "number of detected sources",
-        ),
-        field(
-            "zero_point",
-            Float64,
-            true,
-            "mag",
-            "phot.mag;arith.zp",
-            "photometric zero point (MAGZERO/MAGZPT)",
-        ),
-        field(
-            "limiting_mag",
-            Float64,
-            true,
-            "mag",
-            "phot.mag;stat.max",
-            "5-sigma point-source limiting magnitude",
-        ),
-        field(
-            "aperture_radii",
-            list_f64(),
-            false,
-            "pix",
-            "",
-            "radii of flux_aper",
-        ),
-        field(
-            "cosmic_ray_pixels",
-            Int64,
-            true,
-            "",
-            "meta.number",
-            "pixels flagged and cleaned as cosmic-ray hits (L.A.Cosmic)",
-        ),
-        field(
-            "calib_bias",
-            Utf8,
-            true,
-            "",
-            "meta.file;meta.calibLevel",
-            "master bias applied (calib build file name)",
-        ),
-        field(
-            "calib_dark",
-            Utf8,
-            true,
-            "",
-            "meta.file;meta.calibLevel",
-            "master dark applied",
-        ),
-        field(
-            "calib_flat",
-            Utf8,
-            true,
-            "",
-            "meta.file;meta.calibLevel",
-            "master flat applied",
-        ),
-        field(
-            "pipeline_version",
-            Utf8,
-            false,
-            "",
-            "meta.version",
-            "astropipe version",
-        ),
-        field(
-            "processed_at",
-            ts(),
-            false,
-            "",
-            "time.processing",
-            "when the HDU was processed",
-        ),
-        field(
-            "header",
-            Utf8,
-            false,
-            "",
-            "meta.fits",
-            "all header cards as JSON",
-        ),
-    ]))
-});
+fn schema_of<R>(columns: &[Column<R>]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns.iter().map(Column::field).collect::<Vec<_>>(),
+    ))
+}
 
-/// Schema of `sources`: one row per detection.
-pub static SOURCES: LazyLock<SchemaRef> = LazyLock::new(|| {
-    use DataType::*;
-    Arc::new(Schema::new(vec![
-        field(
-            "source_id",
-            Utf8,
-            false,
-            "",
-            "meta.id;meta.main",
-            "unique and stable: <exposure_id hex>-<number>",
-        ),
-        field(
-            "exposure_id",
-            Int64,
-            false,
-            "",
-            "meta.id;obs",
-            "the exposure the source was detected on",
-        ),
-        field(
-            "ra",
-            Float64,
-            true,
-            "deg",
-            "pos.eq.ra;meta.main",
-            "ICRS right ascension",
-        ),
-        field(
-            "dec",
-            Float64,
-            true,
-            "deg",
-            "pos.eq.dec;meta.main",
-            "ICRS declination",
-        ),
-        field(
-            "ra_err",
-            Float64,
-            true,
-            "arcsec",
-            "stat.error;pos.eq.ra",
-            "1-sigma error of ra * cos(dec)",
-        ),
-        field(
-            "dec_err",
-            Float64,
-            true,
-            "arcsec",
-            "stat.error;pos.eq.dec",
-            "1-sigma error of dec",
-        ),
-        field(
-            "x",
-            Float64,
-            false,
-            "pix",
-            "pos.cartesian.x;instr.det",
-            "0-based barycentre column",
-        ),
-        field(
-            "y",
-            Float64,
-            false,
-            "pix",
-            "pos.cartesian.y;instr.det",
-            "0-based barycentre row",
-        ),
-        // Columns added after catalogs were first written are nullable, so that the rows of
-        // older increments read as NULL there instead of failing the query.
-        field(
-            "x_win",
-            Float64,
-            true,
-            "pix",
-            "pos.cartesian.x;instr.det;stat.fit",
-            "0-based windowed centroid column (SExtractor XWIN; ra/dec come from it)",
-        ),
-        field(
-            "y_win",
-            Float64,
-            true,
-            "pix",
-            "pos.cartesian.y;instr.det;stat.fit",
-            "0-based windowed centroid row (SExtractor YWIN)",
-        ),
-        field(
-            "a",
-            Float64,
-            false,
-            "pix",
-            "phys.size.smajAxis",
-            "semi-major axis (second moments)",
-        ),
-        field(
-            "b",
-            Float64,
-            false,
-            "pix",
-            "phys.size.sminAxis",
-            "semi-minor axis",
-        ),
-        field(
-            "theta",
-            Float64,
-            false,
-            "deg",
-            "pos.posAng",
-            "major axis angle, counter-clockwise from +x",
-        ),
-        field(
-            "flux",
-            Float64,
-            false,
-            "adu",
-            "phot.flux;meta.main",
-            "best total flux (AUTO)",
-        ),
-        field(
-            "flux_err",
-            Float64,
-            false,
-            "adu",
-            "stat.error;phot.flux",
-            "error of flux",
-        ),
-        field(
-            "flux_auto",
-            Float64,
-            false,
-            "adu",
-            "phot.flux",
-            "flux in the Kron (AUTO) aperture",
-        ),
-        field(
-            "flux_auto_err",
-            Float64,
-            false,
-            "adu",
-            "stat.error;phot.flux",
-            "error of flux_auto",
-        ),
-        field(
-            "flux_aper",
-            list_f64(),
-            false,
-            "adu",
-            "phot.flux",
-            "fluxes in circular apertures (radii in exposures.aperture_radii)",
-        ),
-        field(
-            "flux_aper_err",
-            list_f64(),
-            false,
-            "adu",
-            "stat.error;phot.flux",
-            "errors of flux_aper",
-        ),
-        field(
-            "flux_iso",
-            Float64,
-            false,
-            "adu",
-            "phot.flux",
-            "isophotal flux",
-        ),
-        field(
-            "mag_auto",
-            Float64,
-            true,
-            "mag",
-            "phot.mag",
-            "AB magnitude of flux_auto, when a zero point is known",
-        ),
-        field(
-            "mag_auto_err",
-            Float64,
-            true,
-            "mag",
-            "stat.error;phot.mag",
-            "error of mag_auto",
-        ),
-        field(
-            "kron_radius",
-            Float64,
-            false,
-            "",
-            "",
-            "Kron radius in units of a, b",
-        ),
-        field(
-            "fwhm",
-            Float64,
-            true,
-            "pix",
-            "phys.angSize",
-            "full width at half maximum",
-        ),
-        field(
-            "ellipticity",
-            Float64,
-            true,
-            "",
-            "src.ellipticity",
-            "1 - b/a",
-        ),
-        field(
-            "peak",
-            Float64,
-            false,
-            "adu",
-            "phot.flux;stat.max",
-            "highest background-subtracted pixel",
-        ),
-        field(
-            "background",
-            Float64,
-            false,
-            "adu",
-            "instr.skyLevel",
-            "background at the source",
-        ),
-        field(
-            "npix",
-            Int32,
-            false,
-            "pix",
-            "phys.area",
-            "isophotal area in pixels",
-        ),
-        field("snr", Float64, true, "", "stat.snr", "flux / flux_err"),
-        field(
-            "flags",
-            Int32,
-            false,
-            "",
-            "meta.code.qual",
-            "SExtractor flag bits (1..128) + astropipe bits (256 no WCS, 512 cosmic ray, 1024 bad pixels)",
-        ),
-        field(
-            "mjd_obs",
-            Float64,
-            true,
-            "d",
-            "time.epoch;obs",
-            "start of the exposure, MJD",
-        ),
-        field(
-            "filter",
-            Utf8,
-            true,
-            "",
-            "instr.filter",
-            "filter of the exposure",
-        ),
-        field(
-            HEALPIX_29,
-            Int64,
-            true,
-            "",
-            "pos.healpix",
-            "NESTED HEALPix index at order 29 (HATS spatial index)",
-        ),
-    ]))
-});
+fn batch_of<R>(
+    columns: &[Column<R>],
+    schema: &SchemaRef,
+    rows: &[R],
+) -> arrow::error::Result<RecordBatch> {
+    RecordBatch::try_new(
+        schema.clone(),
+        columns.iter().map(|c| c.build(rows)).collect(),
+    )
+}
 
 /// One `exposures` row.
 #[derive(Debug, Clone, PartialEq)]
@@ -628,126 +200,636 @@ pub struct SourceRow {
     pub healpix_29: Option<i64>,
 }
 
-fn list_col<'a>(values: impl Iterator<Item = Option<&'a [f64]>>) -> ArrayRef {
-    let mut b = ListBuilder::new(Float64Builder::new());
-    for v in values {
-        match v {
-            Some(v) => {
-                b.values().append_slice(v);
-                b.append(true);
-            }
-            None => b.append(false),
-        }
-    }
-    Arc::new(b.finish())
-}
+/// The columns of `exposures`: one row per processed image HDU (plane).
+pub static EXPOSURE_COLUMNS: &[Column<ExposureRow>] = &[
+    Column {
+        name: "exposure_id",
+        nullable: false,
+        unit: "",
+        ucd: "meta.id;obs",
+        description: "stable id: hash of the file content and HDU",
+        fill: Fill::I64(|r| Some(r.exposure_id)),
+    },
+    Column {
+        name: "file_uri",
+        nullable: false,
+        unit: "",
+        ucd: "meta.ref.url",
+        description: "the input file as given to ingest",
+        fill: Fill::Str(|r| Some(r.file_uri.as_str())),
+    },
+    Column {
+        name: "file_sha256",
+        nullable: false,
+        unit: "",
+        ucd: "",
+        description: "SHA-256 of the input file's bytes",
+        fill: Fill::Str(|r| Some(r.file_sha256.as_str())),
+    },
+    Column {
+        name: "hdu",
+        nullable: false,
+        unit: "",
+        ucd: "meta.number",
+        description: "0-based HDU index (0 = primary)",
+        fill: Fill::I32(|r| Some(r.hdu)),
+    },
+    Column {
+        name: "plane",
+        nullable: true,
+        unit: "",
+        ucd: "meta.number",
+        description: "0-based plane of a data cube (null for 2-D images)",
+        fill: Fill::I32(|r| r.plane),
+    },
+    Column {
+        name: "object",
+        nullable: true,
+        unit: "",
+        ucd: "meta.id;src",
+        description: "OBJECT keyword",
+        fill: Fill::Str(|r| r.object.as_deref()),
+    },
+    Column {
+        name: "telescope",
+        nullable: true,
+        unit: "",
+        ucd: "instr.tel",
+        description: "TELESCOP keyword",
+        fill: Fill::Str(|r| r.telescope.as_deref()),
+    },
+    Column {
+        name: "instrument",
+        nullable: true,
+        unit: "",
+        ucd: "instr",
+        description: "INSTRUME keyword",
+        fill: Fill::Str(|r| r.instrument.as_deref()),
+    },
+    Column {
+        name: "filter",
+        nullable: true,
+        unit: "",
+        ucd: "instr.filter",
+        description: "FILTER keyword",
+        fill: Fill::Str(|r| r.filter.as_deref()),
+    },
+    Column {
+        name: "exptime",
+        nullable: true,
+        unit: "s",
+        ucd: "time.duration;obs.exposure",
+        description: "exposure time",
+        fill: Fill::F64(|r| r.exptime),
+    },
+    Column {
+        name: "date_obs",
+        nullable: true,
+        unit: "",
+        ucd: "time.start;obs",
+        description: "start of the exposure (UTC)",
+        fill: Fill::Ts(|r| r.date_obs_us),
+    },
+    Column {
+        name: "mjd_obs",
+        nullable: true,
+        unit: "d",
+        ucd: "time.epoch;obs",
+        description: "start of the exposure, MJD",
+        fill: Fill::F64(|r| r.mjd_obs),
+    },
+    Column {
+        name: "naxis1",
+        nullable: false,
+        unit: "pix",
+        ucd: "",
+        description: "image width",
+        fill: Fill::I32(|r| Some(r.naxis1)),
+    },
+    Column {
+        name: "naxis2",
+        nullable: false,
+        unit: "pix",
+        ucd: "",
+        description: "image height",
+        fill: Fill::I32(|r| Some(r.naxis2)),
+    },
+    Column {
+        name: "ra_center",
+        nullable: true,
+        unit: "deg",
+        ucd: "pos.eq.ra",
+        description: "ICRS right ascension of the image centre",
+        fill: Fill::F64(|r| r.ra_center),
+    },
+    Column {
+        name: "dec_center",
+        nullable: true,
+        unit: "deg",
+        ucd: "pos.eq.dec",
+        description: "ICRS declination of the image centre",
+        fill: Fill::F64(|r| r.dec_center),
+    },
+    Column {
+        name: "footprint_ra",
+        nullable: true,
+        unit: "deg",
+        ucd: "pos.eq.ra",
+        description: "corners (0,0), (w-1,0), (w-1,h-1), (0,h-1)",
+        fill: Fill::ListOwned(|r| r.footprint.map(|f| f.iter().map(|c| c.0).collect())),
+    },
+    Column {
+        name: "footprint_dec",
+        nullable: true,
+        unit: "deg",
+        ucd: "pos.eq.dec",
+        description: "corners, same order as footprint_ra",
+        fill: Fill::ListOwned(|r| r.footprint.map(|f| f.iter().map(|c| c.1).collect())),
+    },
+    Column {
+        name: "pixel_scale_arcsec",
+        nullable: true,
+        unit: "arcsec/pix",
+        ucd: "instr.scale",
+        description: "mean pixel scale from the WCS",
+        fill: Fill::F64(|r| r.pixel_scale_arcsec),
+    },
+    Column {
+        name: "wcs_status",
+        nullable: false,
+        unit: "",
+        ucd: "",
+        description: "'ok', or why the HDU has no sky positions",
+        fill: Fill::Str(|r| Some(r.wcs_status.as_str())),
+    },
+    Column {
+        name: "background_level",
+        nullable: true,
+        unit: "adu",
+        ucd: "instr.skyLevel",
+        description: "median background",
+        fill: Fill::F64(|r| r.background_level),
+    },
+    Column {
+        name: "background_rms",
+        nullable: true,
+        unit: "adu",
+        ucd: "stat.stdev;instr.skyLevel",
+        description: "median background RMS",
+        fill: Fill::F64(|r| r.background_rms),
+    },
+    Column {
+        name: "fwhm_pix",
+        nullable: true,
+        unit: "pix",
+        ucd: "phys.angSize;instr.det.psf",
+        description: "median FWHM of good stars",
+        fill: Fill::F64(|r| r.fwhm_pix),
+    },
+    Column {
+        name: "fwhm_arcsec",
+        nullable: true,
+        unit: "arcsec",
+        ucd: "instr.obsty.seeing",
+        description: "median FWHM of good stars",
+        fill: Fill::F64(|r| r.fwhm_arcsec),
+    },
+    Column {
+        name: "ellipticity",
+        nullable: true,
+        unit: "",
+        ucd: "src.ellipticity",
+        description: "median 1 - b/a of good stars",
+        fill: Fill::F64(|r| r.ellipticity),
+    },
+    Column {
+        name: "n_sources",
+        nullable: false,
+        unit: "",
+        ucd: "meta.number",
+        description: "number of detected sources",
+        fill: Fill::I64(|r| Some(r.n_sources)),
+    },
+    Column {
+        name: "zero_point",
+        nullable: true,
+        unit: "mag",
+        ucd: "phot.mag;arith.zp",
+        description: "photometric zero point (MAGZERO/MAGZPT)",
+        fill: Fill::F64(|r| r.zero_point),
+    },
+    Column {
+        name: "limiting_mag",
+        nullable: true,
+        unit: "mag",
+        ucd: "phot.mag;stat.max",
+        description: "5-sigma point-source limiting magnitude",
+        fill: Fill::F64(|r| r.limiting_mag),
+    },
+    Column {
+        name: "aperture_radii",
+        nullable: false,
+        unit: "pix",
+        ucd: "",
+        description: "radii of flux_aper",
+        fill: Fill::List(|r| Some(r.aperture_radii.as_slice())),
+    },
+    Column {
+        name: "cosmic_ray_pixels",
+        nullable: true,
+        unit: "",
+        ucd: "meta.number",
+        description: "pixels flagged and cleaned as cosmic-ray hits (L.A.Cosmic)",
+        fill: Fill::I64(|r| Some(r.cosmic_ray_pixels)),
+    },
+    Column {
+        name: "calib_bias",
+        nullable: true,
+        unit: "",
+        ucd: "meta.file;meta.calibLevel",
+        description: "master bias applied (calib build file name)",
+        fill: Fill::Str(|r| r.calib_bias.as_deref()),
+    },
+    Column {
+        name: "calib_dark",
+        nullable: true,
+        unit: "",
+        ucd: "meta.file;meta.calibLevel",
+        description: "master dark applied",
+        fill: Fill::Str(|r| r.calib_dark.as_deref()),
+    },
+    Column {
+        name: "calib_flat",
+        nullable: true,
+        unit: "",
+        ucd: "meta.file;meta.calibLevel",
+        description: "master flat applied",
+        fill: Fill::Str(|r| r.calib_flat.as_deref()),
+    },
+    Column {
+        name: "pipeline_version",
+        nullable: false,
+        unit: "",
+        ucd: "meta.version",
+        description: "astropipe version",
+        fill: Fill::Str(|r| Some(r.pipeline_version.as_str())),
+    },
+    Column {
+        name: "processed_at",
+        nullable: false,
+        unit: "",
+        ucd: "time.processing",
+        description: "when the HDU was processed",
+        fill: Fill::Ts(|r| Some(r.processed_at_us)),
+    },
+    Column {
+        name: "header",
+        nullable: false,
+        unit: "",
+        ucd: "meta.fits",
+        description: "all header cards as JSON",
+        fill: Fill::Str(|r| Some(r.header_json.as_str())),
+    },
+];
 
-macro_rules! col {
-    ($rows:expr, $builder:ty, |$r:ident| $e:expr) => {{
-        let mut b = <$builder>::new();
-        for $r in $rows {
-            b.append_option($e);
-        }
-        Arc::new(b.finish()) as ArrayRef
-    }};
-}
+/// The columns of `sources`: one row per detection.
+pub static SOURCE_COLUMNS: &[Column<SourceRow>] = &[
+    Column {
+        name: "source_id",
+        nullable: false,
+        unit: "",
+        ucd: "meta.id;meta.main",
+        description: "unique and stable: <exposure_id hex>-<number>",
+        fill: Fill::Str(|r| Some(r.source_id.as_str())),
+    },
+    Column {
+        name: "exposure_id",
+        nullable: false,
+        unit: "",
+        ucd: "meta.id;obs",
+        description: "the exposure the source was detected on",
+        fill: Fill::I64(|r| Some(r.exposure_id)),
+    },
+    Column {
+        name: "ra",
+        nullable: true,
+        unit: "deg",
+        ucd: "pos.eq.ra;meta.main",
+        description: "ICRS right ascension",
+        fill: Fill::F64(|r| r.ra),
+    },
+    Column {
+        name: "dec",
+        nullable: true,
+        unit: "deg",
+        ucd: "pos.eq.dec;meta.main",
+        description: "ICRS declination",
+        fill: Fill::F64(|r| r.dec),
+    },
+    Column {
+        name: "ra_err",
+        nullable: true,
+        unit: "arcsec",
+        ucd: "stat.error;pos.eq.ra",
+        description: "1-sigma error of ra * cos(dec)",
+        fill: Fill::F64(|r| r.ra_err),
+    },
+    Column {
+        name: "dec_err",
+        nullable: true,
+        unit: "arcsec",
+        ucd: "stat.error;pos.eq.dec",
+        description: "1-sigma error of dec",
+        fill: Fill::F64(|r| r.dec_err),
+    },
+    Column {
+        name: "x",
+        nullable: false,
+        unit: "pix",
+        ucd: "pos.cartesian.x;instr.det",
+        description: "0-based barycentre column",
+        fill: Fill::F64(|r| Some(r.x)),
+    },
+    Column {
+        name: "y",
+        nullable: false,
+        unit: "pix",
+        ucd: "pos.cartesian.y;instr.det",
+        description: "0-based barycentre row",
+        fill: Fill::F64(|r| Some(r.y)),
+    },
+    Column {
+        name: "x_win",
+        nullable: true,
+        unit: "pix",
+        ucd: "pos.cartesian.x;instr.det;stat.fit",
+        description: "0-based windowed centroid column (SExtractor XWIN; ra/dec come from it)",
+        fill: Fill::F64(|r| Some(r.x_win)),
+    },
+    Column {
+        name: "y_win",
+        nullable: true,
+        unit: "pix",
+        ucd: "pos.cartesian.y;instr.det;stat.fit",
+        description: "0-based windowed centroid row (SExtractor YWIN)",
+        fill: Fill::F64(|r| Some(r.y_win)),
+    },
+    Column {
+        name: "a",
+        nullable: false,
+        unit: "pix",
+        ucd: "phys.size.smajAxis",
+        description: "semi-major axis (second moments)",
+        fill: Fill::F64(|r| Some(r.a)),
+    },
+    Column {
+        name: "b",
+        nullable: false,
+        unit: "pix",
+        ucd: "phys.size.sminAxis",
+        description: "semi-minor axis",
+        fill: Fill::F64(|r| Some(r.b)),
+    },
+    Column {
+        name: "theta",
+        nullable: false,
+        unit: "deg",
+        ucd: "pos.posAng",
+        description: "major axis angle, counter-clockwise from +x",
+        fill: Fill::F64(|r| Some(r.theta)),
+    },
+    Column {
+        name: "flux",
+        nullable: false,
+        unit: "adu",
+        ucd: "phot.flux;meta.main",
+        description: "best total flux (AUTO)",
+        fill: Fill::F64(|r| Some(r.flux_auto)),
+    },
+    Column {
+        name: "flux_err",
+        nullable: false,
+        unit: "adu",
+        ucd: "stat.error;phot.flux",
+        description: "error of flux",
+        fill: Fill::F64(|r| Some(r.flux_auto_err)),
+    },
+    Column {
+        name: "flux_auto",
+        nullable: false,
+        unit: "adu",
+        ucd: "phot.flux",
+        description: "flux in the Kron (AUTO) aperture",
+        fill: Fill::F64(|r| Some(r.flux_auto)),
+    },
+    Column {
+        name: "flux_auto_err",
+        nullable: false,
+        unit: "adu",
+        ucd: "stat.error;phot.flux",
+        description: "error of flux_auto",
+        fill: Fill::F64(|r| Some(r.flux_auto_err)),
+    },
+    Column {
+        name: "flux_aper",
+        nullable: false,
+        unit: "adu",
+        ucd: "phot.flux",
+        description: "fluxes in circular apertures (radii in exposures.aperture_radii)",
+        fill: Fill::List(|r| Some(r.flux_aper.as_slice())),
+    },
+    Column {
+        name: "flux_aper_err",
+        nullable: false,
+        unit: "adu",
+        ucd: "stat.error;phot.flux",
+        description: "errors of flux_aper",
+        fill: Fill::List(|r| Some(r.flux_aper_err.as_slice())),
+    },
+    Column {
+        name: "flux_iso",
+        nullable: false,
+        unit: "adu",
+        ucd: "phot.flux",
+        description: "isophotal flux",
+        fill: Fill::F64(|r| Some(r.flux_iso)),
+    },
+    Column {
+        name: "mag_auto",
+        nullable: true,
+        unit: "mag",
+        ucd: "phot.mag",
+        description: "AB magnitude of flux_auto, when a zero point is known",
+        fill: Fill::F64(|r| r.mag_auto),
+    },
+    Column {
+        name: "mag_auto_err",
+        nullable: true,
+        unit: "mag",
+        ucd: "stat.error;phot.mag",
+        description: "error of mag_auto",
+        fill: Fill::F64(|r| r.mag_auto_err),
+    },
+    Column {
+        name: "kron_radius",
+        nullable: false,
+        unit: "",
+        ucd: "",
+        description: "Kron radius in units of a, b",
+        fill: Fill::F64(|r| Some(r.kron_radius)),
+    },
+    Column {
+        name: "fwhm",
+        nullable: true,
+        unit: "pix",
+        ucd: "phys.angSize",
+        description: "full width at half maximum",
+        fill: Fill::F64(|r| r.fwhm),
+    },
+    Column {
+        name: "ellipticity",
+        nullable: true,
+        unit: "",
+        ucd: "src.ellipticity",
+        description: "1 - b/a",
+        fill: Fill::F64(|r| r.ellipticity),
+    },
+    Column {
+        name: "peak",
+        nullable: false,
+        unit: "adu",
+        ucd: "phot.flux;stat.max",
+        description: "highest background-subtracted pixel",
+        fill: Fill::F64(|r| Some(r.peak)),
+    },
+    Column {
+        name: "background",
+        nullable: false,
+        unit: "adu",
+        ucd: "instr.skyLevel",
+        description: "background at the source",
+        fill: Fill::F64(|r| Some(r.background)),
+    },
+    Column {
+        name: "npix",
+        nullable: false,
+        unit: "pix",
+        ucd: "phys.area",
+        description: "isophotal area in pixels",
+        fill: Fill::I32(|r| Some(r.npix)),
+    },
+    Column {
+        name: "snr",
+        nullable: true,
+        unit: "",
+        ucd: "stat.snr",
+        description: "flux / flux_err",
+        fill: Fill::F64(|r| r.snr),
+    },
+    Column {
+        name: "flags",
+        nullable: false,
+        unit: "",
+        ucd: "meta.code.qual",
+        description: "SExtractor flag bits (1..128) + astropipe bits (256 no WCS, 512 cosmic ray, 1024 bad pixels)",
+        fill: Fill::I32(|r| Some(r.flags)),
+    },
+    Column {
+        name: "mjd_obs",
+        nullable: true,
+        unit: "d",
+        ucd: "time.epoch;obs",
+        description: "start of the exposure, MJD",
+        fill: Fill::F64(|r| r.mjd_obs),
+    },
+    Column {
+        name: "filter",
+        nullable: true,
+        unit: "",
+        ucd: "instr.filter",
+        description: "filter of the exposure",
+        fill: Fill::Str(|r| r.filter.as_deref()),
+    },
+    Column {
+        name: HEALPIX_29,
+        nullable: true,
+        unit: "",
+        ucd: "pos.healpix",
+        description: "NESTED HEALPix index at order 29 (HATS spatial index)",
+        fill: Fill::I64(|r| r.healpix_29),
+    },
+];
 
-fn ts_col(values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
-    let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-    for v in values {
-        b.append_option(v);
-    }
-    Arc::new(b.finish())
-}
+/// Schema of `exposures`.
+pub static EXPOSURES: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(EXPOSURE_COLUMNS));
+
+/// Schema of `sources`.
+pub static SOURCES: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(SOURCE_COLUMNS));
 
 /// Builds an `exposures` batch.
 pub fn exposures_batch(rows: &[ExposureRow]) -> arrow::error::Result<RecordBatch> {
-    let corners = |r: &ExposureRow, dec: bool| {
-        r.footprint.map(|f| {
-            f.iter()
-                .map(|c| if dec { c.1 } else { c.0 })
-                .collect::<Vec<f64>>()
-        })
-    };
-    let fra: Vec<Option<Vec<f64>>> = rows.iter().map(|r| corners(r, false)).collect();
-    let fdec: Vec<Option<Vec<f64>>> = rows.iter().map(|r| corners(r, true)).collect();
-    let cols: Vec<ArrayRef> = vec![
-        col!(rows, Int64Builder, |r| Some(r.exposure_id)),
-        col!(rows, StringBuilder, |r| Some(&r.file_uri)),
-        col!(rows, StringBuilder, |r| Some(&r.file_sha256)),
-        col!(rows, Int32Builder, |r| Some(r.hdu)),
-        col!(rows, Int32Builder, |r| r.plane),
-        col!(rows, StringBuilder, |r| r.object.as_ref()),
-        col!(rows, StringBuilder, |r| r.telescope.as_ref()),
-        col!(rows, StringBuilder, |r| r.instrument.as_ref()),
-        col!(rows, StringBuilder, |r| r.filter.as_ref()),
-        col!(rows, Float64Builder, |r| r.exptime),
-        ts_col(rows.iter().map(|r| r.date_obs_us)),
-        col!(rows, Float64Builder, |r| r.mjd_obs),
-        col!(rows, Int32Builder, |r| Some(r.naxis1)),
-        col!(rows, Int32Builder, |r| Some(r.naxis2)),
-        col!(rows, Float64Builder, |r| r.ra_center),
-        col!(rows, Float64Builder, |r| r.dec_center),
-        list_col(fra.iter().map(|v| v.as_deref())),
-        list_col(fdec.iter().map(|v| v.as_deref())),
-        col!(rows, Float64Builder, |r| r.pixel_scale_arcsec),
-        col!(rows, StringBuilder, |r| Some(&r.wcs_status)),
-        col!(rows, Float64Builder, |r| r.background_level),
-        col!(rows, Float64Builder, |r| r.background_rms),
-        col!(rows, Float64Builder, |r| r.fwhm_pix),
-        col!(rows, Float64Builder, |r| r.fwhm_arcsec),
-        col!(rows, Float64Builder, |r| r.ellipticity),
-        col!(rows, Int64Builder, |r| Some(r.n_sources)),
-        col!(rows, Float64Builder, |r| r.zero_point),
-        col!(rows, Float64Builder, |r| r.limiting_mag),
-        list_col(rows.iter().map(|r| Some(r.aperture_radii.as_slice()))),
-        col!(rows, Int64Builder, |r| Some(r.cosmic_ray_pixels)),
-        col!(rows, StringBuilder, |r| r.calib_bias.as_ref()),
-        col!(rows, StringBuilder, |r| r.calib_dark.as_ref()),
-        col!(rows, StringBuilder, |r| r.calib_flat.as_ref()),
-        col!(rows, StringBuilder, |r| Some(&r.pipeline_version)),
-        ts_col(rows.iter().map(|r| Some(r.processed_at_us))),
-        col!(rows, StringBuilder, |r| Some(&r.header_json)),
-    ];
-    RecordBatch::try_new(EXPOSURES.clone(), cols)
+    batch_of(EXPOSURE_COLUMNS, &EXPOSURES, rows)
 }
 
 /// Builds a `sources` batch.
 pub fn sources_batch(rows: &[SourceRow]) -> arrow::error::Result<RecordBatch> {
-    let cols: Vec<ArrayRef> = vec![
-        col!(rows, StringBuilder, |r| Some(&r.source_id)),
-        col!(rows, Int64Builder, |r| Some(r.exposure_id)),
-        col!(rows, Float64Builder, |r| r.ra),
-        col!(rows, Float64Builder, |r| r.dec),
-        col!(rows, Float64Builder, |r| r.ra_err),
-        col!(rows, Float64Builder, |r| r.dec_err),
-        col!(rows, Float64Builder, |r| Some(r.x)),
-        col!(rows, Float64Builder, |r| Some(r.y)),
-        col!(rows, Float64Builder, |r| Some(r.x_win)),
-        col!(rows, Float64Builder, |r| Some(r.y_win)),
-        col!(rows, Float64Builder, |r| Some(r.a)),
-        col!(rows, Float64Builder, |r| Some(r.b)),
-        col!(rows, Float64Builder, |r| Some(r.theta)),
-        col!(rows, Float64Builder, |r| Some(r.flux_auto)),
-        col!(rows, Float64Builder, |r| Some(r.flux_auto_err)),
-        col!(rows, Float64Builder, |r| Some(r.flux_auto)),
-        col!(rows, Float64Builder, |r| Some(r.flux_auto_err)),
-        list_col(rows.iter().map(|r| Some(r.flux_aper.as_slice()))),
-        list_col(rows.iter().map(|r| Some(r.flux_aper_err.as_slice()))),
-        col!(rows, Float64Builder, |r| Some(r.flux_iso)),
-        col!(rows, Float64Builder, |r| r.mag_auto),
-        col!(rows, Float64Builder, |r| r.mag_auto_err),
-        col!(rows, Float64Builder, |r| Some(r.kron_radius)),
-        col!(rows, Float64Builder, |r| r.fwhm),
-        col!(rows, Float64Builder, |r| r.ellipticity),
-        col!(rows, Float64Builder, |r| Some(r.peak)),
-        col!(rows, Float64Builder, |r| Some(r.background)),
-        col!(rows, Int32Builder, |r| Some(r.npix)),
-        col!(rows, Float64Builder, |r| r.snr),
-        col!(rows, Int32Builder, |r| Some(r.flags)),
-        col!(rows, Float64Builder, |r| r.mjd_obs),
-        col!(rows, StringBuilder, |r| r.filter.as_ref()),
-        col!(rows, Int64Builder, |r| r.healpix_29),
-    ];
-    RecordBatch::try_new(SOURCES.clone(), cols)
+    batch_of(SOURCE_COLUMNS, &SOURCES, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{AsArray, Float64Array};
+    use arrow::datatypes::Float64Type;
+
+    #[test]
+    fn each_column_is_filled_from_its_own_field() {
+        let mut names = std::collections::HashSet::new();
+        for c in SOURCE_COLUMNS {
+            assert!(names.insert(c.name), "{} twice", c.name);
+        }
+        let row = SourceRow {
+            source_id: "s".into(),
+            x: 1.0,
+            y: 2.0,
+            x_win: 3.0,
+            y_win: 4.0,
+            flux_auto: 5.0,
+            flux_auto_err: 6.0,
+            flux_iso: 7.0,
+            peak: 8.0,
+            flux_aper: vec![9.0, 10.0],
+            ..Default::default()
+        };
+        let b = sources_batch(std::slice::from_ref(&row)).unwrap();
+        let f = |name: &str| {
+            b.column_by_name(name)
+                .unwrap()
+                .as_primitive::<Float64Type>()
+                .value(0)
+        };
+        assert_eq!(
+            [
+                f("x"),
+                f("y"),
+                f("x_win"),
+                f("y_win"),
+                f("flux_iso"),
+                f("peak")
+            ],
+            [1.0, 2.0, 3.0, 4.0, 7.0, 8.0]
+        );
+        // `flux` is the AUTO flux, `flux_err` its error.
+        assert_eq!((f("flux"), f("flux_err")), (5.0, 6.0));
+        assert_eq!((f("flux_auto"), f("flux_auto_err")), (5.0, 6.0));
+        let aper = b
+            .column_by_name("flux_aper")
+            .unwrap()
+            .as_list::<i32>()
+            .value(0);
+        let aper = aper.as_any().downcast_ref::<Float64Array>().unwrap();
+        assert_eq!(aper.values().to_vec(), vec![9.0, 10.0]);
+        assert_eq!(b.schema().fields().len(), SOURCE_COLUMNS.len());
+        assert_eq!(EXPOSURES.fields().len(), EXPOSURE_COLUMNS.len());
+    }
 }
