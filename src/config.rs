@@ -527,7 +527,7 @@ impl FileConfig {
         }
         opts.allowed = std::sync::Arc::new(
             crate::ingest::inputs::InputRoots::parse(&a.allow_inputs)
-                .map_err(|reason| invalid("allow_input", &a.allow_inputs, &reason))?,
+                .map_err(|e| invalid("allow_input", &a.allow_inputs, &e.to_string()))?,
         );
         opts.max_upload_bytes = a.max_upload_mb << 20;
         opts.max_attempts = a.max_attempts;

@@ -289,7 +289,7 @@ fn header_for(path: &std::path::Path, index: Option<usize>) -> Result<Header, Cm
             FitsError::Header {
                 path: path.display().to_string(),
                 hdu: 0,
-                message,
+                message: message.0,
             }
             .into()
         });

@@ -60,7 +60,7 @@ pub fn parse_tform(tform: &str) -> Option<(usize, char, Option<char>)> {
 }
 
 impl Table {
-    pub fn from_header(h: &Header, data_len: usize) -> Result<Self, String> {
+    pub fn from_header(h: &Header, data_len: usize) -> Result<Self, crate::fits::Malformed> {
         let row_bytes = h.i64("NAXIS1").filter(|v| *v >= 0).ok_or("bad NAXIS1")? as usize;
         let rows = h.i64("NAXIS2").filter(|v| *v >= 0).ok_or("bad NAXIS2")? as usize;
         let nfields = h
@@ -70,11 +70,11 @@ impl Table {
         let main = row_bytes.checked_mul(rows).ok_or("table size overflows")?;
         let heap_offset = match h.i64("THEAP") {
             Some(t) if t >= 0 => t as usize,
-            Some(t) => return Err(format!("bad THEAP {t}")),
+            Some(t) => return Err(crate::fits::malformed!("bad THEAP {t}")),
             None => main,
         };
         if main > data_len || heap_offset > data_len {
-            return Err(format!(
+            return Err(crate::fits::malformed!(
                 "the table ({main} bytes, heap at {heap_offset}) exceeds its data unit ({data_len} bytes)"
             ));
         }
@@ -83,13 +83,14 @@ impl Table {
         for i in 1..=nfields {
             let tform = h
                 .str(&format!("TFORM{i}"))
-                .ok_or_else(|| format!("no TFORM{i}"))?;
-            let (repeat, code, heap_code) =
-                parse_tform(tform).ok_or_else(|| format!("bad TFORM{i} = {tform:?}"))?;
+                .ok_or_else(|| crate::fits::malformed!("no TFORM{i}"))?;
+            let (repeat, code, heap_code) = parse_tform(tform)
+                .ok_or_else(|| crate::fits::malformed!("bad TFORM{i} = {tform:?}"))?;
             let width = if code == 'X' {
                 repeat.div_ceil(8)
             } else {
-                let e = elem_bytes(code).ok_or_else(|| format!("bad TFORM{i} = {tform:?}"))?;
+                let e = elem_bytes(code)
+                    .ok_or_else(|| crate::fits::malformed!("bad TFORM{i} = {tform:?}"))?;
                 repeat.checked_mul(e).ok_or("column width overflows")?
             };
             let name = h
@@ -108,7 +109,7 @@ impl Table {
             offset = offset.checked_add(width).ok_or("row width overflows")?;
         }
         if offset > row_bytes {
-            return Err(format!(
+            return Err(crate::fits::malformed!(
                 "columns need {offset} bytes per row, NAXIS1 is {row_bytes}"
             ));
         }
@@ -124,17 +125,28 @@ impl Table {
         self.columns.iter().find(|c| c.name == name)
     }
 
-    fn cell<'a>(&self, data: &'a [u8], row: usize, col: &Column) -> Result<&'a [u8], String> {
+    fn cell<'a>(
+        &self,
+        data: &'a [u8],
+        row: usize,
+        col: &Column,
+    ) -> Result<&'a [u8], crate::fits::Malformed> {
         let start = row
             .checked_mul(self.row_bytes)
             .and_then(|s| s.checked_add(col.offset))
             .ok_or("row offset overflows")?;
-        data.get(start..start + col.width)
-            .ok_or_else(|| format!("row {row} of column {} is beyond the data", col.name))
+        data.get(start..start + col.width).ok_or_else(|| {
+            crate::fits::malformed!("row {row} of column {} is beyond the data", col.name)
+        })
     }
 
     /// A numeric scalar cell as f64 (`I`, `J`, `K`, `E`, `D`, `B`).
-    pub fn scalar(&self, data: &[u8], row: usize, col: &Column) -> Result<f64, String> {
+    pub fn scalar(
+        &self,
+        data: &[u8],
+        row: usize,
+        col: &Column,
+    ) -> Result<f64, crate::fits::Malformed> {
         let c = self.cell(data, row, col)?;
         let need = match col.code {
             'B' => 1,
@@ -143,7 +155,7 @@ impl Table {
             _ => 8,
         };
         if c.len() < need {
-            return Err(format!(
+            return Err(crate::fits::malformed!(
                 "column {} has {} byte(s) per cell, its type needs {need}",
                 col.name,
                 c.len()
@@ -157,7 +169,7 @@ impl Table {
             'E' => f32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f64,
             'D' => f64::from_be_bytes(c[..8].try_into().map_err(|_| "short cell")?),
             other => {
-                return Err(format!(
+                return Err(crate::fits::malformed!(
                     "column {} has type {other}, not a number",
                     col.name
                 ));
@@ -166,7 +178,12 @@ impl Table {
     }
 
     /// A scalar integer cell (`B`, `I`, `J`, `K`) exactly.
-    pub fn int(&self, data: &[u8], row: usize, col: &Column) -> Result<i64, String> {
+    pub fn int(
+        &self,
+        data: &[u8],
+        row: usize,
+        col: &Column,
+    ) -> Result<i64, crate::fits::Malformed> {
         let c = self.cell(data, row, col)?;
         let need = match col.code {
             'B' => 1,
@@ -175,7 +192,7 @@ impl Table {
             _ => 8,
         };
         if c.len() < need {
-            return Err(format!(
+            return Err(crate::fits::malformed!(
                 "column {} has {} byte(s) per cell, its type needs {need}",
                 col.name,
                 c.len()
@@ -187,7 +204,7 @@ impl Table {
             'J' => i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as i64,
             'K' => i64::from_be_bytes(c[..8].try_into().map_err(|_| "short cell")?),
             other => {
-                return Err(format!(
+                return Err(crate::fits::malformed!(
                     "column {} has type {other}, not an integer",
                     col.name
                 ));
@@ -201,11 +218,11 @@ impl Table {
         data: &'a [u8],
         row: usize,
         col: &Column,
-    ) -> Result<&'a [u8], String> {
+    ) -> Result<&'a [u8], crate::fits::Malformed> {
         let c = self.cell(data, row, col)?;
         let need = if col.code == 'Q' { 16 } else { 8 };
         if c.len() < need {
-            return Err(format!(
+            return Err(crate::fits::malformed!(
                 "column {} has {} byte(s) per cell, an array descriptor needs {need}",
                 col.name,
                 c.len()
@@ -221,7 +238,7 @@ impl Table {
                 u64::from_be_bytes(c[8..16].try_into().map_err(|_| "short cell")?),
             ),
             other => {
-                return Err(format!(
+                return Err(crate::fits::malformed!(
                     "column {} has type {other}, not an array descriptor",
                     col.name
                 ));
@@ -234,7 +251,7 @@ impl Table {
             .ok_or("heap offset overflows")?;
         let end = start.checked_add(len).ok_or("heap offset overflows")?;
         if end > data.len() as u64 {
-            return Err(format!(
+            return Err(crate::fits::malformed!(
                 "row {row} of {} points at heap bytes {start}..{end}, beyond the data unit ({} bytes)",
                 col.name,
                 data.len()

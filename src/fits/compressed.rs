@@ -265,7 +265,7 @@ impl FitsFile {
             message,
         };
         let data = self.data(hdu);
-        let table = Table::from_header(&hdu.header, data.len()).map_err(err)?;
+        let table = Table::from_header(&hdu.header, data.len()).map_err(|m| err(m.0))?;
         let cols = Columns {
             compressed: table.column("COMPRESSED_DATA"),
             gzip: table.column("GZIP_COMPRESSED_DATA"),
@@ -364,39 +364,39 @@ impl FitsFile {
         let shape = tile_shape(layout, ntiles, t);
         let npix: usize = shape.iter().product();
         let scale = match cols.zscale {
-            Some(c) => Some(table.scalar(data, t, c).map_err(err)?),
+            Some(c) => Some(table.scalar(data, t, c).map_err(|m| err(m.0))?),
             None => layout.zscale,
         };
         let zero = match cols.zzero {
-            Some(c) => Some(table.scalar(data, t, c).map_err(err)?),
+            Some(c) => Some(table.scalar(data, t, c).map_err(|m| err(m.0))?),
             None => layout.zzero,
         };
         let null = match cols.zblank {
-            Some(c) => Some(table.int(data, t, c).map_err(err)?),
+            Some(c) => Some(table.int(data, t, c).map_err(|m| err(m.0))?),
             None => layout.zblank.or(layout.blank),
         };
         let bytes = match cols.compressed {
-            Some(c) => table.heap_bytes(data, t, c).map_err(err)?,
+            Some(c) => table.heap_bytes(data, t, c).map_err(|m| err(m.0))?,
             None => &[],
         };
         let pixels = if !bytes.is_empty() {
-            decode_codec(layout, bytes, npix, &shape, scale.is_some()).map_err(err)?
+            decode_codec(layout, bytes, npix, &shape, scale.is_some()).map_err(|m| err(m.0))?
         } else if let Some(g) = cols
             .gzip
             .map(|c| table.heap_bytes(data, t, c))
             .transpose()
-            .map_err(err)?
+            .map_err(|m| err(m.0))?
             .filter(|b| !b.is_empty())
         {
             raw_values(
                 layout,
-                &gzip::inflate(g, npix * layout.bitpix.bytes()).map_err(err)?,
+                &gzip::inflate(g, npix * layout.bitpix.bytes()).map_err(|m| err(m.0))?,
             )
         } else if let Some(u) = cols
             .uncompressed
             .map(|c| table.heap_bytes(data, t, c))
             .transpose()
-            .map_err(err)?
+            .map_err(|m| err(m.0))?
         {
             if u.len() != npix * layout.bitpix.bytes() {
                 return Err(err(format!(
@@ -464,7 +464,7 @@ fn decode_codec(
     npix: usize,
     shape: &[usize],
     quantized: bool,
-) -> Result<TilePixels, String> {
+) -> Result<TilePixels, crate::fits::Malformed> {
     // Width of the integers the codec carries: quantized floats travel as 32-bit integers.
     let width = if layout.bitpix.is_float() {
         if quantized { 4 } else { layout.bitpix.bytes() }
@@ -490,7 +490,7 @@ fn decode_codec(
             {
                 raw.len() / npix
             } else {
-                return Err(format!(
+                return Err(crate::fits::malformed!(
                     "gzip tile holds {} bytes for {npix} pixels of {width} bytes",
                     raw.len()
                 ));
@@ -522,7 +522,7 @@ fn decode_codec(
         )),
         Codec::None => {
             if bytes.len() != npix * width {
-                return Err(format!(
+                return Err(crate::fits::malformed!(
                     "NOCOMPRESS tile holds {} bytes, expected {}",
                     bytes.len(),
                     npix * width

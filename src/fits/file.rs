@@ -214,10 +214,10 @@ fn gunzip(path: &str, raw: &[u8], limits: &FitsLimits) -> Result<Vec<u8>> {
                 break;
             }
         }
-        let header = parse_header_cards(&out[start..]).map_err(|message| FitsError::Header {
+        let header = parse_header_cards(&out[start..]).map_err(|m| FitsError::Header {
             path: path.to_string(),
             hdu,
-            message,
+            message: m.0,
         })?;
         let data = claimed_data_bytes(&header).ok_or_else(|| FitsError::Header {
             path: path.to_string(),
@@ -282,13 +282,13 @@ fn list_hdus<R: std::io::Read + std::io::Seek + std::fmt::Debug>(
     file_len: u64,
 ) -> (Vec<Hdu>, Option<FitsError>) {
     let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut out: Vec<std::result::Result<Hdu, String>> = Vec::new();
+        let mut out: Vec<std::result::Result<Hdu, super::Malformed>> = Vec::new();
         let fits = fitsrs::Fits::from_reader(reader);
         for (index, next) in fits.enumerate() {
             match next {
                 Ok(h) => out.push(Ok(convert(index, &h))),
                 Err(e) => {
-                    out.push(Err(e.to_string()));
+                    out.push(Err(super::Malformed(e.to_string())));
                     break;
                 }
             }
@@ -349,7 +349,7 @@ fn list_hdus<R: std::io::Read + std::io::Seek + std::fmt::Debug>(
                     Some(FitsError::Header {
                         path: path.into(),
                         hdu: i,
-                        message,
+                        message: message.0,
                     }),
                 );
             }
@@ -415,7 +415,7 @@ pub fn open_headers(path: &Path) -> Result<(Vec<Hdu>, Option<FitsError>)> {
 
 /// Parses a bare header: 80-character cards without newlines (as FITS stores them), or one
 /// card per line; stops at END. Used for `.hdr` files and WCS-only inputs.
-pub fn parse_header_cards(bytes: &[u8]) -> std::result::Result<Header, String> {
+pub fn parse_header_cards(bytes: &[u8]) -> std::result::Result<Header, super::Malformed> {
     let lines: Vec<Vec<u8>> = if bytes.contains(&b'\n') {
         bytes
             .split(|b| *b == b'\n')

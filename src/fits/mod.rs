@@ -14,6 +14,32 @@
 //!   (table layout, quantization, dithering, assembly), [`codecs`] (RICE_1, GZIP_1/2,
 //!   HCOMPRESS_1, PLIO_1), [`bintable`] (the table cells and heap descriptors).
 
+/// Malformed content found while decoding — a header card, a table cell, a tile's bytes. The
+/// caller wraps it in a [`FitsError`] naming the file, the HDU (and the tile).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Malformed(pub String);
+
+impl From<&str> for Malformed {
+    fn from(s: &str) -> Self {
+        Malformed(s.to_string())
+    }
+}
+
+impl From<String> for Malformed {
+    fn from(s: String) -> Self {
+        Malformed(s)
+    }
+}
+
+/// `format!` into a [`Malformed`].
+macro_rules! malformed {
+    ($($arg:tt)*) => {
+        $crate::fits::Malformed(format!($($arg)*))
+    };
+}
+pub(crate) use malformed;
+
 pub mod bintable;
 pub mod checksum;
 pub mod codecs;

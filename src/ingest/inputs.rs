@@ -54,25 +54,33 @@ pub async fn expand_all(inputs: &[String]) -> (Vec<Input>, Vec<Unmatched>) {
                 reason: "no FITS objects under this prefix".into(),
             }),
             Ok(v) => out.extend(v),
-            Err(reason) => unmatched.push(Unmatched { input: uri, reason }),
+            Err(e) => unmatched.push(Unmatched {
+                input: uri,
+                reason: e.to_string(),
+            }),
         }
     }
     (out.into_iter().collect(), unmatched)
 }
 
+/// Why an object-store input could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("cannot list: {0}")]
+    List(#[from] object_store::Error),
+}
+
 /// An object named like a FITS file is one input; anything else is a prefix to list.
-async fn list_remote(uri: &str) -> Result<Vec<Input>, String> {
+async fn list_remote(uri: &str) -> Result<Vec<Input>, ListError> {
     use futures::TryStreamExt;
     if is_fits_name(Path::new(uri)) {
         return Ok(vec![Input::Remote(uri.to_string())]);
     }
-    let loc = crate::storage::Location::open(uri).map_err(|e| e.to_string())?;
-    let metas: Vec<object_store::ObjectMeta> = loc
-        .store
-        .list(Some(&loc.root))
-        .try_collect()
-        .await
-        .map_err(|e| format!("cannot list: {e}"))?;
+    let loc = crate::storage::Location::open(uri)?;
+    let metas: Vec<object_store::ObjectMeta> =
+        loc.store.list(Some(&loc.root)).try_collect().await?;
     Ok(metas
         .into_iter()
         .filter(|m| is_fits_name(Path::new(m.location.as_ref())))
@@ -229,6 +237,23 @@ pub struct InputRoots {
     remote: Vec<String>,
 }
 
+/// Why an `--allow-input` root is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("{0}: not a valid s3:// root")]
+    BadS3(String),
+    #[error("{0}: must be an absolute path")]
+    Relative(String),
+    #[error("{path}: {source}")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}: not a directory")]
+    NotADirectory(String),
+}
+
 /// Why an input was refused (deliberately the same for every reason).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -238,12 +263,11 @@ pub struct NotAllowed(pub String);
 
 impl InputRoots {
     /// Parses `--allow-input` values: existing local directories, or `s3://bucket[/prefix]`.
-    pub fn parse(specs: &[String]) -> Result<Self, String> {
+    pub fn parse(specs: &[String]) -> Result<Self, RootError> {
         let mut roots = InputRoots::default();
         for spec in specs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
             if let Some(rest) = spec.strip_prefix("s3://") {
-                let norm = normalize_s3(rest)
-                    .ok_or_else(|| format!("--allow-input {spec}: not a valid s3:// root"))?;
+                let norm = normalize_s3(rest).ok_or_else(|| RootError::BadS3(spec.to_string()))?;
                 let root = if norm.ends_with('/') {
                     format!("s3://{norm}")
                 } else {
@@ -253,13 +277,14 @@ impl InputRoots {
             } else {
                 let p = Path::new(spec.strip_prefix("file://").unwrap_or(spec));
                 if !p.is_absolute() {
-                    return Err(format!("--allow-input {spec}: must be an absolute path"));
+                    return Err(RootError::Relative(spec.to_string()));
                 }
-                let real = p
-                    .canonicalize()
-                    .map_err(|e| format!("--allow-input {spec}: {e}"))?;
+                let real = p.canonicalize().map_err(|source| RootError::Unreadable {
+                    path: spec.to_string(),
+                    source,
+                })?;
                 if !real.is_dir() {
-                    return Err(format!("--allow-input {spec}: not a directory"));
+                    return Err(RootError::NotADirectory(spec.to_string()));
                 }
                 roots.local.push((p.to_path_buf(), real));
             }

@@ -33,6 +33,15 @@ const VERB2: &[&str] = &[
     "filter",
 ];
 
+/// A cone parameter that is missing or not a number.
+#[derive(Debug, thiserror::Error)]
+enum BadParam {
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    #[error("{0}={1} is not a number")]
+    NotANumber(&'static str, String),
+}
+
 fn scs_error(message: &str) -> Response {
     let m = votable::escape(message);
     let body = format!(
@@ -56,17 +65,17 @@ pub async fn cone(
         url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
             .map(|(k, v)| (k.to_ascii_uppercase(), v.into_owned()))
             .collect();
-    let num = |k: &str| -> Result<f64, String> {
-        let v = p.get(k).ok_or_else(|| format!("{k} is missing"))?;
+    let num = |k: &'static str| -> Result<f64, BadParam> {
+        let v = p.get(k).ok_or(BadParam::Missing(k))?;
         v.trim()
             .parse::<f64>()
             .ok()
             .filter(|x| x.is_finite())
-            .ok_or_else(|| format!("{k}={v} is not a number"))
+            .ok_or_else(|| BadParam::NotANumber(k, v.clone()))
     };
     let (ra, dec, sr) = match (num("RA"), num("DEC"), num("SR")) {
         (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return scs_error(&e),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return scs_error(&e.to_string()),
     };
     if !(0.0..=360.0).contains(&ra) {
         return scs_error(&format!("RA={ra} is outside 0..360 degrees"));

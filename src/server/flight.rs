@@ -237,13 +237,10 @@ impl FlightSql {
         params: Option<&[ScalarValue]>,
     ) -> Result<Response<DoGetStream>, Status> {
         let t0 = Instant::now();
-        let slot = self.state.query_slots.try_acquire(client).ok_or_else(|| {
-            metrics().refusals.with_label_values(&["client_queries"]).inc();
-            Status::resource_exhausted(format!(
-                "this client already runs {} queries; wait for one to finish (--max-client-queries)",
-                self.state.query_slots.per_client()
-            ))
-        })?;
+        let slot = self
+            .state
+            .query_slot(client)
+            .map_err(|e| Status::resource_exhausted(e.to_string()))?;
         let limited = query::execute(
             &self.state.ctx,
             sql,

@@ -48,17 +48,14 @@ impl AppState {
         ClientId::of_request(peer, headers, &self.conn.trusted_proxies)
     }
 
-    /// One of `client`'s query slots, or why it has none free.
-    pub fn query_slot(&self, client: &ClientId) -> Result<Slot, String> {
+    /// One of `client`'s query slots, or [`AllSlotsTaken`].
+    pub fn query_slot(&self, client: &ClientId) -> Result<Slot, AllSlotsTaken> {
         self.query_slots.try_acquire(client).ok_or_else(|| {
             metrics()
                 .refusals
                 .with_label_values(&["client_queries"])
                 .inc();
-            format!(
-                "this client already runs {} queries; wait for one to finish (--max-client-queries)",
-                self.query_slots.per_client()
-            )
+            AllSlotsTaken(self.query_slots.per_client())
         })
     }
 
@@ -86,6 +83,11 @@ impl AppState {
         Ok(true)
     }
 }
+
+/// A client already runs as many queries as it may.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("this client already runs {0} queries; wait for one to finish (--max-client-queries)")]
+pub struct AllSlotsTaken(pub usize);
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()

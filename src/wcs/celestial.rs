@@ -28,7 +28,7 @@ impl Rotation {
         theta0: f64,
         lonpole: Option<f64>,
         latpole: Option<f64>,
-    ) -> Result<Rotation, String> {
+    ) -> Result<Rotation, super::WcsError> {
         let mut phip = match lonpole {
             Some(v) => v,
             None => {
@@ -59,10 +59,10 @@ impl Rotation {
                 let z = (x * x + y * y).sqrt();
                 if z == 0.0 {
                     if slat0 != 0.0 {
-                        return Err(
+                        return Err(super::WcsError::BadParameters(
                             "invalid WCS: |LONPOLE - phi0| = 90 and theta0 = 0 need CRVAL2 = 0"
                                 .into(),
-                        );
+                        ));
                     }
                     latp = latp.clamp(-90.0, 90.0);
                     (sphip, cphip, 0.0, 0.0, true)
@@ -72,9 +72,9 @@ impl Rotation {
                         if slz.abs() - 1.0 < TOL {
                             slz = slz.signum();
                         } else {
-                            return Err(
+                            return Err(super::WcsError::BadParameters(
                                 "invalid WCS: no native pole for these CRVAL/LONPOLE values".into(),
-                            );
+                            ));
                         }
                     }
                     (sphip, cphip, y.atan2(x) / D2R, slz.acos() / D2R, false)
@@ -120,7 +120,9 @@ impl Rotation {
                 let x = (sthe0 - (latp * D2R).sin() * slat0) / z;
                 let y = sphip * cthe0 / clat0;
                 if x == 0.0 && y == 0.0 {
-                    return Err("invalid WCS rotation".into());
+                    return Err(super::WcsError::BadParameters(
+                        "invalid WCS rotation".into(),
+                    ));
                 }
                 alpha0 - y.atan2(x) / D2R
             };
@@ -140,7 +142,9 @@ impl Rotation {
                 lngp
             };
             if latp.abs() > 90.0 + TOL {
-                return Err("ill-conditioned WCS: no valid native pole".into());
+                return Err(super::WcsError::BadParameters(
+                    "ill-conditioned WCS: no valid native pole".into(),
+                ));
             }
             (lngp, latp)
         };

@@ -18,13 +18,13 @@ impl Poly2 {
             .sum()
     }
 
-    fn from_header(h: &Header, prefix: &str) -> Result<Option<Poly2>, String> {
+    fn from_header(h: &Header, prefix: &str) -> Result<Option<Poly2>, super::WcsError> {
         let key = format!("{prefix}_ORDER");
         let Some(order) = h.i64(&key) else {
             return Ok(None);
         };
         if !(0..=20).contains(&order) {
-            return Err(format!("bad {key} = {order}"));
+            return Err(super::WcsError::BadKeyword(format!("{key} = {order}")));
         }
         let order = order as i32;
         let mut terms = Vec::new();
@@ -51,9 +51,11 @@ pub struct Sip {
 }
 
 impl Sip {
-    pub fn from_header(h: &Header) -> Result<Sip, String> {
-        let a = Poly2::from_header(h, "A")?.ok_or("SIP without A_ORDER")?;
-        let b = Poly2::from_header(h, "B")?.ok_or("SIP without B_ORDER")?;
+    pub fn from_header(h: &Header) -> Result<Sip, super::WcsError> {
+        let a = Poly2::from_header(h, "A")?
+            .ok_or_else(|| super::WcsError::BadKeyword("A_ORDER (SIP without it)".into()))?;
+        let b = Poly2::from_header(h, "B")?
+            .ok_or_else(|| super::WcsError::BadKeyword("B_ORDER (SIP without it)".into()))?;
         Ok(Sip {
             a,
             b,

@@ -149,17 +149,14 @@ impl Wcs {
         };
         let sip = match dist1.as_deref() {
             None => None,
-            Some("SIP") => Some(Sip::from_header(h).map_err(WcsError::BadKeyword)?),
+            Some("SIP") => Some(Sip::from_header(h)?),
             Some(other) => return Err(WcsError::UnsupportedProjection(format!("{code1}-{other}"))),
         };
         let pv: Vec<Option<f64>> = (0..30).map(|m| h.f64(&format!("PV{lat_i}_{m}"))).collect();
         let projection =
-            Projection::new(&code, if tpv.is_some() { &[] } else { &pv }).map_err(|e| {
-                if e.starts_with("unknown projection") {
-                    WcsError::UnsupportedProjection(code.clone())
-                } else {
-                    WcsError::BadParameters(e)
-                }
+            Projection::new(&code, if tpv.is_some() { &[] } else { &pv }).map_err(|e| match e {
+                projection::ParamError::Unknown(_) => WcsError::UnsupportedProjection(code.clone()),
+                projection::ParamError::Invalid(why) => WcsError::BadParameters(why),
             })?;
         let num = |k: &str| -> Result<f64, WcsError> {
             h.f64(k)
@@ -213,8 +210,7 @@ impl Wcs {
         let pole_pv = |m| if tpv.is_some() { None } else { pvl(m) };
         let lonpole = h.f64("LONPOLE").or_else(|| pole_pv(3));
         let latpole = h.f64("LATPOLE").or_else(|| pole_pv(4));
-        let rotation = Rotation::new(alpha0, delta0, phi0, theta0, lonpole, latpole)
-            .map_err(WcsError::BadParameters)?;
+        let rotation = Rotation::new(alpha0, delta0, phi0, theta0, lonpole, latpole)?;
         let frame = match lng_kind {
             "GLON" => Frame::Galactic,
             "ELON" => Frame::Ecliptic,

@@ -23,7 +23,7 @@ use crate::ingest::inputs::InputRoots;
 use crate::ingest::{self, IngestOptions};
 use crate::storage::Location;
 use crate::telemetry::metrics;
-use queue::{Job, Queue, QueueError, State};
+use queue::{Job, Outcome, Queue, QueueError, State};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -377,16 +377,19 @@ async fn run_job(state: Arc<WorkerState>, job: Job, stop: tokio::sync::watch::Re
             }
         };
         tokio::select! {
-            r = &mut work => break Some(r.unwrap_or_else(|e| Err(format!("the job's task failed: {e}")))),
+            r = &mut work => break Some(match r {
+                Ok(Ok(v)) => Outcome::Succeeded(v),
+                Ok(Err(e)) => Outcome::Failed(e.to_string()),
+                Err(e) => Outcome::Failed(JobError::Task(e.to_string()).to_string()),
+            }),
             _ = &mut timeout => {
                 // Stop the ingest before its next file, and record the failure now.
                 cancel.store(true, Ordering::Release);
                 work.abort();
                 metrics().refusals.with_label_values(&["job_timeout"]).inc();
-                break Some(Err(format!(
-                    "timed out after {} s (--job-timeout-seconds)",
-                    state.opts.job_timeout.as_secs()
-                )));
+                break Some(Outcome::Failed(
+                    JobError::Timeout(state.opts.job_timeout.as_secs()).to_string(),
+                ));
             }
             _ = tokio::time::sleep(renew_every) => {
                 match state.queue.renew(&current, state.opts.lease.as_secs_f64()).await {
@@ -414,7 +417,7 @@ async fn run_job(state: Arc<WorkerState>, job: Job, stop: tokio::sync::watch::Re
     };
     let Some(outcome) = outcome else { return };
     let seconds = t0.elapsed().as_secs_f64();
-    let ok = outcome.is_ok();
+    let ok = matches!(outcome, Outcome::Succeeded(_));
     let finished = state.queue.finish(&current, outcome).await;
     if current.spec.upload && matches!(finished, Ok(true)) {
         // Processed: the upload is not kept.
@@ -440,15 +443,41 @@ async fn run_job(state: Arc<WorkerState>, job: Job, stop: tokio::sync::watch::Re
     }
 }
 
+/// Why a job's run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("scratch {path}: {source}")]
+    Scratch {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("upload: {0}")]
+    Upload(QueueError),
+    #[error(transparent)]
+    NotAllowed(#[from] crate::ingest::inputs::NotAllowed),
+    #[error(transparent)]
+    Ingest(#[from] crate::ingest::IngestError),
+    #[error("nothing could be ingested: {0}")]
+    NothingIngested(String),
+    #[error("timed out after {0} s (--job-timeout-seconds)")]
+    Timeout(u64),
+    #[error("the job's task failed: {0}")]
+    Task(String),
+}
+
 /// Stages the inputs and ingests them.
 async fn execute(
     state: &WorkerState,
     job: &Job,
     cancel: Arc<AtomicBool>,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, JobError> {
     let t0 = Instant::now();
     let dir = state.opts.scratch.join(&job.spec.id);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("scratch {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| JobError::Scratch {
+        path: dir.display().to_string(),
+        source,
+    })?;
     let _cleanup = RemoveOnDrop(dir.clone());
     let mut inputs = Vec::new();
     if job.spec.upload {
@@ -457,13 +486,13 @@ async fn execute(
             .queue
             .download_upload(&job.spec.id, &p)
             .await
-            .map_err(|e| format!("upload: {e}"))?;
+            .map_err(JobError::Upload)?;
         inputs.push(p.display().to_string());
     } else {
         // Checked when the job was submitted; checked again here, since the roots may have
         // changed since (another worker, a restart with other flags).
         for input in &job.spec.inputs {
-            inputs.push(state.opts.allowed.admit(input).map_err(|e| e.to_string())?);
+            inputs.push(state.opts.allowed.admit(input)?);
         }
     }
     metrics()
@@ -477,7 +506,7 @@ async fn execute(
     if !job.spec.upload {
         opts.allowed = Some(state.opts.allowed.clone());
     }
-    let report = ingest::run(&opts).await.map_err(|e| e.to_string())?;
+    let report = ingest::run(&opts).await?;
     metrics()
         .job_seconds
         .with_label_values(&["ingest"])
@@ -495,14 +524,13 @@ async fn execute(
     if report.success(false) {
         Ok(summary)
     } else {
-        Err(format!(
-            "nothing could be ingested: {}",
+        Err(JobError::NothingIngested(
             report
                 .failures
                 .iter()
                 .map(|f| format!("{}: {}", f.input, f.reason))
                 .collect::<Vec<_>>()
-                .join("; ")
+                .join("; "),
         ))
     }
 }

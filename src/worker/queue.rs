@@ -127,6 +127,15 @@ pub struct Event {
     pub started_at: Option<f64>,
 }
 
+/// How a run ended, as recorded in the job's events.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// What the run did (the ingest report's summary).
+    Succeeded(serde_json::Value),
+    /// Why it failed, for the user.
+    Failed(String),
+}
+
 /// A job as the API shows it.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -512,14 +521,10 @@ impl Queue {
 
     /// Ends a run this owner holds: succeeded (with a result) or failed (with the reason).
     /// False when the job changed meanwhile (e.g. it was cancelled).
-    pub async fn finish(
-        &self,
-        job: &Job,
-        outcome: Result<serde_json::Value, String>,
-    ) -> Result<bool, QueueError> {
+    pub async fn finish(&self, job: &Job, outcome: Outcome) -> Result<bool, QueueError> {
         let (state, result, error) = match outcome {
-            Ok(r) => (State::Succeeded, Some(r), None),
-            Err(e) => (State::Failed, None, Some(e)),
+            Outcome::Succeeded(r) => (State::Succeeded, Some(r), None),
+            Outcome::Failed(e) => (State::Failed, None, Some(e)),
         };
         let mut e = Self::event(job, state);
         e.owner = job.last.as_ref().and_then(|p| p.owner.clone());
@@ -628,7 +633,11 @@ mod tests {
         assert!(q.renew(&stale, 60.0).await.unwrap().is_none());
         // Cancel wins over a completion that comes later.
         q.cancel(&job.spec.id).await.unwrap();
-        assert!(!q.finish(&taken, Ok(serde_json::json!({}))).await.unwrap());
+        assert!(
+            !q.finish(&taken, Outcome::Succeeded(serde_json::json!({})))
+                .await
+                .unwrap()
+        );
         assert_eq!(q.get(&job.spec.id).await.unwrap().state(), State::Cancelled);
         assert!(q.cancel(&job.spec.id).await.is_err());
         assert_eq!(q.retry(&job.spec.id).await.unwrap().state(), State::Queued);

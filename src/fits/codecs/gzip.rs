@@ -18,9 +18,9 @@ pub fn inflate(input: &[u8], expected: usize) -> CodecResult<Vec<u8>> {
             .take(limit)
             .read_to_end(&mut out)
     };
-    r.map_err(|e| format!("gzip tile: {e}"))?;
+    r.map_err(|e| crate::fits::malformed!("gzip tile: {e}"))?;
     if out.len() != expected {
-        return Err(format!(
+        return Err(crate::fits::malformed!(
             "gzip tile holds {} bytes, expected {expected}",
             out.len()
         ));
@@ -41,9 +41,11 @@ pub fn inflate_at_most(input: &[u8], limit: usize) -> CodecResult<Vec<u8>> {
             .take(cap)
             .read_to_end(&mut out)
     };
-    r.map_err(|e| format!("gzip tile: {e}"))?;
+    r.map_err(|e| crate::fits::malformed!("gzip tile: {e}"))?;
     if out.len() > limit {
-        return Err(format!("gzip tile inflates beyond {limit} bytes"));
+        return Err(crate::fits::malformed!(
+            "gzip tile inflates beyond {limit} bytes"
+        ));
     }
     Ok(out)
 }

@@ -108,9 +108,10 @@ pub fn decode(
     let sumall = i64::from_be_bytes(input[14..22].try_into().map_err(|_| "short header")?);
     let planes = [input[22], input[23], input[24]];
     if nx <= 0 || ny <= 0 || (nx as usize, ny as usize) != expect {
-        return Err(format!(
+        return Err(crate::fits::malformed!(
             "HCOMPRESS_1: stream is {nx}x{ny}, the tile is {}x{}",
-            expect.0, expect.1
+            expect.0,
+            expect.1
         ));
     }
     if planes.iter().any(|&p| p > 64) {

@@ -11,7 +11,7 @@ pub mod plio;
 pub mod rice;
 
 /// A codec failure; the caller adds the file, HDU and tile.
-pub type CodecResult<T> = Result<T, String>;
+pub type CodecResult<T> = Result<T, crate::fits::Malformed>;
 
 /// Reads bits most-significant first.
 pub(crate) struct BitReader<'a> {

@@ -77,7 +77,7 @@ pub fn decode(bytes: &[u8], npix: usize) -> CodecResult<Vec<i32>> {
                 };
                 out.push(pv);
             }
-            _ => return Err(format!("PLIO_1: unknown opcode {opcode}")),
+            _ => return Err(crate::fits::malformed!("PLIO_1: unknown opcode {opcode}")),
         }
         i += 1;
     }

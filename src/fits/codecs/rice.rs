@@ -17,7 +17,7 @@ pub fn decode(
         1 => (3u32, 6i32),
         2 => (4, 14),
         4 => (5, 25),
-        other => return Err(format!("RICE_1 with BYTEPIX = {other}")),
+        other => return Err(crate::fits::malformed!("RICE_1 with BYTEPIX = {other}")),
     };
     if nblock == 0 {
         return Err("RICE_1 with BLOCKSIZE = 0".into());
@@ -58,7 +58,7 @@ pub fn decode(
                 out.push(convert(last));
             }
         } else if fs > fsmax {
-            return Err(format!("RICE_1: invalid block code {fs}"));
+            return Err(crate::fits::malformed!("RICE_1: invalid block code {fs}"));
         } else {
             let fs = fs as u32;
             for _ in i..end {

@@ -362,7 +362,9 @@ fn start(state: &Arc<AppState>, jobs: &Arc<Jobs>, id: &str) {
             j.phase.send_replace(Phase::Executing);
         });
         let outcome = match execute(&st, &query, SlotBy::Held(slot)).await {
-            Ok(resp) => store_result(&js, &job_id, resp).await,
+            Ok(resp) => store_result(&js, &job_id, resp)
+                .await
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.message),
         };
         let mut all = js.lock();
@@ -392,8 +394,19 @@ fn start(state: &Arc<AppState>, jobs: &Arc<Jobs>, id: &str) {
     jobs.with(id, |j| j.task = Some(handle.abort_handle()));
 }
 
+/// Why a job's result could not be kept.
+#[derive(Debug, thiserror::Error)]
+enum StoreError {
+    #[error("the query failed: {0}")]
+    Query(String),
+    #[error("the service's storage for async results is full; try again later")]
+    Full,
+    #[error("cannot store the result: {0}")]
+    Io(std::io::Error),
+}
+
 /// Writes a response body to the job's result file, within the service's result storage.
-async fn store_result(jobs: &Jobs, id: &str, resp: Response) -> Result<ResultFile, String> {
+async fn store_result(jobs: &Jobs, id: &str, resp: Response) -> Result<ResultFile, StoreError> {
     let content_type = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -403,18 +416,18 @@ async fn store_result(jobs: &Jobs, id: &str, resp: Response) -> Result<ResultFil
     let path = jobs.dir.path().join(format!("{id}.result"));
     let mut file = tokio::fs::File::create(&path)
         .await
-        .map_err(|e| format!("cannot store the result: {e}"))?;
+        .map_err(StoreError::Io)?;
     let mut bytes = 0u64;
     let mut body = resp.into_body().into_data_stream();
-    let fail = |bytes: u64, message: String| {
+    let fail = |bytes: u64, e: StoreError| {
         let _ = std::fs::remove_file(&path);
         jobs.stored.fetch_sub(bytes, Ordering::AcqRel);
-        Err(message)
+        Err(e)
     };
     while let Some(chunk) = body.next().await {
         let chunk = match chunk {
             Ok(c) => c,
-            Err(e) => return fail(bytes, format!("the query failed: {e}")),
+            Err(e) => return fail(bytes, StoreError::Query(e.to_string())),
         };
         let n = chunk.len() as u64;
         let total = jobs.stored.fetch_add(n, Ordering::AcqRel) + n;
@@ -424,17 +437,14 @@ async fn store_result(jobs: &Jobs, id: &str, resp: Response) -> Result<ResultFil
                 .refusals
                 .with_label_values(&["tap_results_bytes"])
                 .inc();
-            return fail(
-                bytes,
-                "the service's storage for async results is full; try again later".into(),
-            );
+            return fail(bytes, StoreError::Full);
         }
         if let Err(e) = file.write_all(&chunk).await {
-            return fail(bytes, format!("cannot store the result: {e}"));
+            return fail(bytes, StoreError::Io(e));
         }
     }
     if let Err(e) = file.flush().await {
-        return fail(bytes, format!("cannot store the result: {e}"));
+        return fail(bytes, StoreError::Io(e));
     }
     Ok(ResultFile {
         path,

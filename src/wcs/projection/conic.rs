@@ -140,7 +140,7 @@ fn conic_xy(r: f64, alpha: f64, y0: f64) -> (f64, f64) {
 }
 
 pub(super) fn new(code: &str, sigma: f64, delta: f64) -> Result<Projection, ParamError> {
-    let bad = |w: &str| Err(format!("{code}: {w}"));
+    let bad = |w: &str| Err(ParamError::Invalid(format!("{code}: {w}")));
     Ok(match code {
         "COP" => {
             let c = sind(sigma);

@@ -102,15 +102,22 @@ pub enum Projection {
     },
 }
 
-/// Why a projection's parameters are unusable.
-pub type ParamError = String;
+/// Why a projection cannot be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParamError {
+    #[error("unknown projection {0}")]
+    Unknown(String),
+    /// The PV parameters are out of the projection's range (the reason says how).
+    #[error("{0}")]
+    Invalid(String),
+}
 
 impl Projection {
     /// Builds a projection from its code and the PV2_m parameters (`pv[m]`, `None` if
     /// absent).
     pub fn new(code: &str, pv: &[Option<f64>]) -> Result<Projection, ParamError> {
         let p = |m: usize| pv.get(m).copied().flatten();
-        let bad = |why: &str| Err(format!("{code}: {why}"));
+        let bad = |why: &str| Err(ParamError::Invalid(format!("{code}: {why}")));
         Ok(match code {
             "AZP" => {
                 let (mu, gamma) = (p(1).unwrap_or(0.0), p(2).unwrap_or(0.0));
@@ -224,7 +231,7 @@ impl Projection {
                 }
                 Projection::Hpx { h, k }
             }
-            other => return Err(format!("unknown projection {other}")),
+            other => return Err(ParamError::Unknown(other.to_string())),
         })
     }
 

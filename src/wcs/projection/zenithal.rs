@@ -328,7 +328,7 @@ pub(super) fn zpn_limits(c: &[f64]) -> Result<(f64, f64), ParamError> {
         return Ok((std::f64::consts::PI, poly(std::f64::consts::PI)));
     }
     if c[1] <= 0.0 {
-        return Err("ZPN: PV2_1 must be positive".into());
+        return Err(ParamError::Invalid("ZPN: PV2_1 must be positive".into()));
     }
     let (mut zd1, mut d1) = (0.0, c[1]);
     let mut found = None;
