@@ -3,7 +3,7 @@
 //! complete, no duplicate, nothing half-visible), and once the work is run to completion the
 //! catalog equals a clean run's, row for row.
 
-use super::helpers::{Scratch, astropipe, astropipe_ok};
+use super::helpers::{Proc, Scratch, astropipe_ok};
 use astropipe::catalog::commit;
 use astropipe::storage::Location;
 use astropipe::synthetic::{FrameSpec, Rng};
@@ -101,16 +101,10 @@ fn timed(args: &[&str]) -> Duration {
 
 /// Starts the command and SIGKILLs it after `after` (if it is still running).
 fn kill_after(args: &[&str], after: Duration) -> bool {
-    let mut child = astropipe(&[])
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut p = Proc::spawn(args, &[], None);
     std::thread::sleep(after);
-    let killed = matches!(child.try_wait(), Ok(None));
-    let _ = child.kill(); // SIGKILL on Unix
-    let _ = child.wait();
+    let killed = p.alive();
+    p.kill(); // SIGKILL
     killed
 }
 

@@ -1,6 +1,7 @@
-//! Arrow Flight SQL driven by the real ADBC Flight SQL driver (from PyPI, in the test venv):
+//! Arrow Flight SQL driven by two clients no one here wrote: the ADBC Flight SQL driver (from
+//! PyPI, in the test venv) and arrow-flight's Rust `FlightSqlServiceClient` (always runs):
 //! statements, prepared statements with bound parameters, the metadata calls, the read-only
-//! guard and bearer-token auth; answers compared with the HTTP endpoint's.
+//! guard and auth (handshake and bearer); answers compared with the HTTP endpoint's.
 
 use super::helpers::{Scratch, TestServer, run_python, sample_field_catalog, test_python};
 use astropipe::server::ServeOptions;
@@ -135,5 +136,196 @@ async fn adbc_flight_sql_driver_sees_what_http_sees() {
             .lines()
             .any(|l| l.contains("protocol=\"flight\"") && l.contains("outcome=\"ok\"")),
         "{metrics}"
+    );
+}
+
+/// Collects every batch a FlightInfo's endpoints point at.
+async fn fetch(
+    client: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
+    info: arrow_flight::FlightInfo,
+) -> Vec<arrow::record_batch::RecordBatch> {
+    use futures::TryStreamExt;
+    let mut out = Vec::new();
+    for ep in info.endpoint {
+        let ticket = ep.ticket.expect("an endpoint has a ticket");
+        let stream = client.do_get(ticket).await.expect("do_get");
+        out.extend(stream.try_collect::<Vec<_>>().await.expect("stream"));
+    }
+    out
+}
+
+/// The strings of column `name` across batches.
+fn column_strings(batches: &[arrow::record_batch::RecordBatch], name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let col = b
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
+        let col = col
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        out.extend(col.iter().map(|v| v.unwrap_or("").to_string()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_flight_sql_client_sees_what_http_sees() {
+    use arrow::array::Float64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    use arrow_flight::sql::client::FlightSqlServiceClient;
+    use arrow_flight::sql::{CommandGetTables, SqlInfo};
+    use std::sync::Arc;
+
+    let s = Scratch::new("flight-rs");
+    let (ra, dec) = sample_field_catalog(&s).await;
+    let token = "flight-rust-token-0123456789";
+    let mut opts = ServeOptions::new(
+        s.path("cat").display().to_string(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    opts.flight_addr = Some("127.0.0.1:0".parse().unwrap());
+    opts.auth_token = Some(token.into());
+    let server = TestServer::start_with(opts).await;
+    let flight = server.flight_addr.expect("Flight SQL listens");
+    let http = |sql: String| {
+        let c = server.client.clone();
+        let url = server.url("/v1/sql?format=csv");
+        async move {
+            let r = c
+                .post(url)
+                .header("Authorization", format!("Bearer {token}"))
+                .body(sql)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let text = r.text().await.unwrap();
+            text.lines().skip(1).map(str::to_string).collect::<Vec<_>>()
+        }
+    };
+    let cone = |r: f64| {
+        format!(
+            "SELECT source_id FROM sources WHERE cone_contains(ra, dec, {ra}, {dec}, {r}) ORDER BY source_id"
+        )
+    };
+    let want_cone = http(cone(0.05)).await;
+    let want_half = http(cone(0.025)).await;
+    assert!(want_cone.len() > 5 && want_half.len() < want_cone.len());
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{flight}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    // A wrong password is refused at the handshake, and no token means no statements.
+    let mut stranger = FlightSqlServiceClient::new(channel.clone());
+    let e = stranger
+        .handshake("astronomer", "not-the-token")
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("wrong credentials") || e.to_string().contains("authentication"),
+        "{e}"
+    );
+    let e = stranger.execute("SELECT 1".into(), None).await.unwrap_err();
+    assert!(
+        e.to_string().contains("wrong credentials") || e.to_string().contains("authentication"),
+        "{e}"
+    );
+
+    // Handshake with Basic credentials: the client keeps the bearer token it is given.
+    let mut client = FlightSqlServiceClient::new(channel);
+    client.handshake("astronomer", token).await.unwrap();
+    assert!(client.token().is_some());
+
+    // A statement.
+    let info = client.execute(cone(0.05), None).await.unwrap();
+    let got = fetch(&mut client, info).await;
+    assert_eq!(column_strings(&got, "source_id"), want_cone);
+
+    // A prepared statement: the parameter types come back, then two bindings.
+    let mut prepared = client
+        .prepare(
+            "SELECT source_id FROM sources WHERE cone_contains(ra, dec, $1, $2, $3) ORDER BY source_id"
+                .into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let params = prepared.parameter_schema().unwrap().clone();
+    assert_eq!(params.fields().len(), 3, "{params:?}");
+    let bind = |r: f64| {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("$1", DataType::Float64, false),
+            Field::new("$2", DataType::Float64, false),
+            Field::new("$3", DataType::Float64, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Float64Array::from(vec![ra])),
+                Arc::new(Float64Array::from(vec![dec])),
+                Arc::new(Float64Array::from(vec![r])),
+            ],
+        )
+        .unwrap()
+    };
+    for (r, want) in [(0.05, &want_cone), (0.025, &want_half)] {
+        prepared.set_parameters(bind(r)).unwrap();
+        let info = prepared.execute().await.unwrap();
+        let got = fetch(&mut client, info).await;
+        assert_eq!(&column_strings(&got, "source_id"), want, "radius {r}");
+    }
+    prepared.close().await.unwrap();
+
+    // Metadata: the tables, with their Arrow schemas; the server's name.
+    let info = client
+        .get_tables(CommandGetTables {
+            include_schema: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let tables = fetch(&mut client, info).await;
+    let names = column_strings(&tables, "table_name");
+    for t in ["sources", "exposures"] {
+        assert!(names.contains(&t.to_string()), "{names:?}");
+    }
+    let info = client
+        .get_sql_info(vec![SqlInfo::FlightSqlServerName])
+        .await
+        .unwrap();
+    let sql_info = fetch(&mut client, info).await;
+    assert_eq!(sql_info.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    assert!(
+        format!("{:?}", sql_info[0].column(1)).contains("astropipe"),
+        "{:?}",
+        sql_info[0]
+    );
+
+    // The read-only guard and bad SQL: errors with reasons, and the service goes on.
+    let e = client
+        .execute("CREATE TABLE t AS SELECT 1".into(), None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("read-only"), "{e}");
+    let e = client
+        .execute("SELECT nope FROM nowhere".into(), None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not found"), "{e}");
+    let info = client
+        .execute("SELECT count(*) AS n FROM exposures".into(), None)
+        .await
+        .unwrap();
+    let n = fetch(&mut client, info).await;
+    assert_eq!(
+        column_strings(&n, "n"),
+        http("SELECT count(*) AS n FROM exposures".into()).await
     );
 }

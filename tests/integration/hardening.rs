@@ -99,7 +99,7 @@ async fn start_service(s: &Scratch) -> Service {
     std::fs::create_dir_all(&results).unwrap();
     let memory = MEMORY_MB.to_string();
     let results_dir = results.display().to_string();
-    let tmpdir = tmp.0.display().to_string();
+    let tmpdir = tmp.root().display().to_string();
     let mut proc = Proc::spawn(
         &[
             "serve",
@@ -295,7 +295,7 @@ async fn hostile_queries_get_clear_errors_and_the_service_stays_up() {
     svc.assert_up("heavy queries").await;
 
     // A sort larger than memory spills, up to its spill limit, and stops there.
-    let tmp = svc._tmp.0.clone();
+    let tmp = svc._tmp.root().to_path_buf();
     let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let w = watching.clone();
     let watcher = std::thread::spawn(move || {

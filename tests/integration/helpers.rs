@@ -27,27 +27,23 @@ pub fn sql_example(name: &str) -> String {
         .expect("example query exists")
 }
 
-/// A scratch directory removed on drop.
-pub struct Scratch(pub PathBuf);
+/// A scratch directory (a `tempfile::TempDir`, removed on drop, even when a test panics).
+pub struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     pub fn new(tag: &str) -> Self {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let p =
-            std::env::temp_dir().join(format!("astropipe-test-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create scratch dir");
-        Scratch(p)
+        Scratch(
+            tempfile::Builder::new()
+                .prefix(&format!("astropipe-test-{tag}-"))
+                .tempdir()
+                .expect("create scratch dir"),
+        )
+    }
+    pub fn root(&self) -> &Path {
+        self.0.path()
     }
     pub fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join(rel)
     }
 }
 
@@ -182,6 +178,13 @@ pub async fn query_strings(catalog: &Path, sql: &str) -> Vec<String> {
     out
 }
 
+/// Says `SKIPPED: why` on the real stderr (libtest captures `eprintln!` of passing tests, so
+/// a skipped test would otherwise say nothing under a bare `cargo test`).
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
 /// Whether tests that need the external tools (the Python venv, the moto S3 server) must run:
 /// `tests/run-all.sh` provides them and sets ASTROPIPE_TEST_REQUIRE_EXTERNAL=1, so there a
 /// missing tool fails the test; a bare `cargo test` skips those tests with a message.
@@ -192,7 +195,7 @@ pub fn external(var: &str) -> Option<String> {
             if std::env::var("ASTROPIPE_TEST_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
                 panic!("{var} is not set: run the tests with ./tests/run-all.sh");
             }
-            eprintln!("skipped: {var} is not set (./tests/run-all.sh sets it)");
+            skipped(&format!("{var} is not set (./tests/run-all.sh sets it)"));
             None
         }
     }
@@ -361,6 +364,36 @@ impl Proc {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits up to `within` for the exit; panics if it does not come.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid; no memory is touched.
+        let rc = unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0, "SIGTERM: {}", std::io::Error::last_os_error());
+        let t0 = std::time::Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                return st;
+            }
+            assert!(
+                t0.elapsed() < within,
+                "no exit within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the process to exit by itself (up to `within`) and returns its status.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let t0 = std::time::Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                return st;
+            }
+            assert!(t0.elapsed() < within, "still running after {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

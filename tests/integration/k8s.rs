@@ -8,7 +8,7 @@ use std::path::Path;
 #[test]
 fn every_overlay_renders_validates_and_runs_real_commands() {
     if let Ok(why) = std::env::var("ASTROPIPE_TEST_K8S_SKIP") {
-        eprintln!("skipped: {why}");
+        super::helpers::skipped(&why);
         return;
     }
     let Some(venv) = external("ASTROPIPE_TEST_K8S_VENV") else {

@@ -2,11 +2,11 @@
 //! 127.0.0.1, started by tests/run-all.sh), configured only by the standard AWS environment.
 
 use super::helpers::{
-    Scratch, astropipe, astropipe_ok, copy_samples, ingest, query_strings, s3_endpoint,
+    Proc, Scratch, astropipe, astropipe_ok, copy_samples, ingest, query_strings, s3_endpoint,
 };
 use futures::TryStreamExt;
 use object_store::ObjectStore;
-use std::io::BufRead;
+use std::time::Duration;
 
 /// A fresh bucket on the moto server; the AWS environment for the binary.
 struct Bucket {
@@ -166,23 +166,12 @@ async fn ingest_compact_sql_and_serve_on_s3() {
     assert_eq!(sql(&env, &uri, q), expect);
 
     // serve on S3: a real server on port 0.
-    let mut child = astropipe(&env)
-        .env("RUST_LOG", "info")
-        .args(["serve", "--catalog", &uri, "--addr", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let addr = std::io::BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(&l).ok()?;
-            (v["fields"]["message"] == "serving")
-                .then(|| v["fields"]["addr"].as_str().map(str::to_string))?
-        })
-        .expect("the server logs its address");
+    let mut server = Proc::spawn(
+        &["serve", "--catalog", &uri, "--addr", "127.0.0.1:0"],
+        &env,
+        None,
+    );
+    let addr = server.addr_of("serving");
     let body = reqwest::Client::new()
         .post(format!("http://{addr}/v1/sql?format=csv"))
         .body(q.to_string())
@@ -192,8 +181,7 @@ async fn ingest_compact_sql_and_serve_on_s3() {
         .text()
         .await
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill();
     assert_eq!(
         body.lines().skip(1).map(str::to_string).collect::<Vec<_>>(),
         expect
@@ -213,28 +201,18 @@ async fn concurrent_ingests_on_s3_commit_each_input_once() {
     copy_samples(&b, &["sip-wcs.fits", "test0.fits", "a8280271.fits"]);
     let uri = bucket.uri("cat");
     let spawn = |dir: &std::path::Path| {
-        astropipe(&env)
-            .args([
-                "ingest",
-                &dir.display().to_string(),
-                "--catalog",
-                &uri,
-                "--chunk-files",
-                "1",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+        let dir = dir.display().to_string();
+        Proc::spawn(
+            &["ingest", &dir, "--catalog", &uri, "--chunk-files", "1"],
+            &env,
+            None,
+        )
     };
-    let (pa, pb) = (spawn(&a), spawn(&b));
-    for p in [pa, pb] {
-        let out = p.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    // Both run at once; each is killed on drop if the other's assert fails first.
+    let (mut pa, mut pb) = (spawn(&a), spawn(&b));
+    for p in [&mut pa, &mut pb] {
+        let st = p.wait_exit(Duration::from_secs(600));
+        assert!(st.success(), "a concurrent ingest failed: {st}");
     }
     let all = s.path("all");
     copy_samples(

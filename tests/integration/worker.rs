@@ -2,43 +2,38 @@
 //! of the worker and completes after a restart, exactly once in the catalog; uploads, the
 //! jobs API's errors, metrics, and a graceful SIGTERM.
 
-use super::helpers::{Scratch, astropipe, copy_samples, ingest, query_strings};
+use super::helpers::{Proc, Scratch, copy_samples, ingest, query_strings};
 use astropipe::synthetic::FrameSpec;
 use serde_json::Value;
 use std::path::Path;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_worker(cat: &Path, port: u16) -> Child {
+/// The worker on 127.0.0.1:0; its base URL is read back from its own log.
+fn start_worker(cat: &Path) -> (Proc, String) {
     // Inputs may come from the scratch directory the test writes them to.
     let root = cat.parent().unwrap().display().to_string();
-    astropipe(&[])
-        .args([
+    let catalog = cat.display().to_string();
+    let mut p = Proc::spawn(
+        &[
             "worker",
             "--allow-input",
             &root,
             "--catalog",
-            &cat.display().to_string(),
+            &catalog,
             "--addr",
-            &format!("127.0.0.1:{port}"),
+            "127.0.0.1:0",
             "--lease-seconds",
             "3",
             "--poll-ms",
             "200",
             "--grace-seconds",
             "5",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("worker starts")
+        ],
+        &[],
+        None,
+    );
+    let base = format!("http://{}", p.addr_of("worker serving"));
+    (p, base)
 }
 
 async fn wait_ready(c: &reqwest::Client, base: &str) {
@@ -94,10 +89,8 @@ async fn accepted_jobs_survive_kill_9_and_run_exactly_once() {
         std::fs::write(inputs.join(format!("field{seed}.fits")), f.to_fits()).unwrap();
     }
     let cat = s.path("cat");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let c = reqwest::Client::new();
-    let mut worker = start_worker(&cat, port);
+    let (mut worker, base) = start_worker(&cat);
     wait_ready(&c, &base).await;
     let (status, job) = json(
         c.post(format!("{base}/v1/jobs"))
@@ -111,11 +104,11 @@ async fn accepted_jobs_survive_kill_9_and_run_exactly_once() {
     assert_eq!(status, 202, "{job}");
     let id = job["id"].as_str().unwrap().to_string();
     // kill -9 right after the 202: the job is already in the store.
-    worker.kill().unwrap();
-    worker.wait().unwrap();
+    worker.kill();
     assert!(cat.join(format!("_jobs/{id}/job.json")).exists());
 
-    let mut worker = start_worker(&cat, port);
+    // The restarted worker binds a new port: the job is in the store, not in a socket.
+    let (mut worker, base) = start_worker(&cat);
     wait_ready(&c, &base).await;
     let done = wait_state(&c, &base, &id, "succeeded").await;
     assert_eq!(done["result"]["files"], 5, "{done}");
@@ -139,9 +132,7 @@ async fn accepted_jobs_survive_kill_9_and_run_exactly_once() {
     // An uploaded FITS body is a job too.
     let body = std::fs::read(inputs.join("m13.fits")).unwrap();
     let other = s.path("cat2");
-    let port2 = free_port();
-    let base2 = format!("http://127.0.0.1:{port2}");
-    let mut worker2 = start_worker(&other, port2);
+    let (mut worker2, base2) = start_worker(&other);
     wait_ready(&c, &base2).await;
     let (status, up) = json(
         c.post(format!("{base2}/v1/jobs"))
@@ -261,22 +252,7 @@ async fn accepted_jobs_survive_kill_9_and_run_exactly_once() {
 
     // SIGTERM: a clean exit.
     for w in [&mut worker, &mut worker2] {
-        let st = std::process::Command::new("kill")
-            .args(["-TERM", &w.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let t0 = Instant::now();
-        let code = loop {
-            if let Some(c) = w.try_wait().unwrap() {
-                break c;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "no exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let code = w.terminate(Duration::from_secs(30));
         assert!(code.success(), "{code}");
     }
 }
@@ -294,7 +270,7 @@ async fn the_jobs_api_requires_the_token_when_one_is_set() {
     opts.auth_token = Some(token.into());
     opts.poll = Duration::from_millis(100);
     opts.allowed = std::sync::Arc::new(
-        astropipe::ingest::inputs::InputRoots::parse(&[s.0.display().to_string()]).unwrap(),
+        astropipe::ingest::inputs::InputRoots::parse(&[s.root().display().to_string()]).unwrap(),
     );
     let worker = Worker::build(opts).await.unwrap();
     let base = format!("http://{}", worker.local_addr().unwrap());
