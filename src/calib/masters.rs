@@ -216,7 +216,7 @@ fn write_master(
     let mut mjds: Vec<f64> = frames.iter().filter_map(|f| f.info.mjd).collect();
     mjds.sort_by(|a, b| a.total_cmp(b));
     let mjd = mjds.get(mjds.len() / 2).copied();
-    let date = mjd.map(civil_date).unwrap_or_else(|| "nodate".into());
+    let date = mjd.and_then(civil_date).unwrap_or_else(|| "nodate".into());
     let clean = |s: &str| -> String {
         let s: String = s
             .chars()
@@ -322,25 +322,22 @@ fn write_master(
     })
 }
 
-/// `YYYYMMDD` of an MJD (proleptic Gregorian; Hinnant's days-to-civil).
-fn civil_date(mjd: f64) -> String {
-    let z = (mjd.floor() as i64) - 40587 + 719_468; // days since 0000-03-01
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}")
+/// `YYYYMMDD` of an MJD (proleptic Gregorian); `None` outside chrono's range.
+fn civil_date(mjd: f64) -> Option<String> {
+    if !mjd.is_finite() {
+        return None;
+    }
+    let days = chrono::TimeDelta::try_days(mjd.floor() as i64)?;
+    let date = crate::fits::keywords::mjd_epoch().checked_add_signed(days)?;
+    Some(date.format("%Y%m%d").to_string())
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn civil_dates() {
-        assert_eq!(super::civil_date(51544.0), "20000101");
-        assert_eq!(super::civil_date(60000.5), "20230225");
+        assert_eq!(super::civil_date(51544.0).as_deref(), Some("20000101"));
+        assert_eq!(super::civil_date(60000.5).as_deref(), Some("20230225"));
+        assert_eq!(super::civil_date(f64::NAN), None);
     }
 }

@@ -362,54 +362,14 @@ pub fn now_rfc3339() -> String {
 
 /// A time as UTC RFC 3339 (seconds precision).
 pub fn rfc3339(t: std::time::SystemTime) -> String {
-    let now = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs() as i64;
-    let days = now.div_euclid(86_400);
-    let secs = now.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs % 3600) / 60,
-        secs % 60
-    )
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Seconds since the Unix epoch of an RFC 3339 time as written by [`now_rfc3339`].
+/// Seconds since the Unix epoch of an RFC 3339 time (as written by [`now_rfc3339`]).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let (date, time) = s.trim_end_matches('Z').split_once('T')?;
-    let mut d = date.split('-').map(|v| v.parse::<i64>());
-    let (y, m, dd) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut t = time.split(':').map(|v| v.parse::<f64>());
-    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    let days = days_from_civil(y, m, dd);
-    Some(days * 86_400 + (hh * 3600.0 + mm * 60.0 + ss) as i64)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Gregorian date of a day count since 1970-01-01 (Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp())
 }
 
 /// A new unique run id: seconds since the epoch and a random UUID.
@@ -434,6 +394,17 @@ mod tests {
             .as_secs() as i64;
         assert!((t - now).abs() <= 2, "{s}");
         assert_eq!(parse_rfc3339("1970-01-02T00:00:01Z"), Some(86_401));
+    }
+
+    #[test]
+    fn times_are_written_as_rfc3339_utc_seconds() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_504_000);
+        assert_eq!(rfc3339(t), "2025-11-30T12:00:00Z");
+        assert_eq!(
+            parse_rfc3339("2025-11-30T13:00:00+01:00"),
+            Some(1_764_504_000)
+        );
+        assert_eq!(parse_rfc3339("2025-11-30 12:00"), None);
     }
 
     fn record(version: u64, add: &[&str], remove: &[&str]) -> CommitRecord {

@@ -35,7 +35,7 @@ pub fn run(file: &FileConfig, a: PreviewArgs) -> Result<(), CmdError> {
         ex.cosmic_mask.as_deref(),
         a.max_size,
     );
-    let png = crate::image::png::encode_rgb(pic.width, pic.height, &pic.rgb);
+    let png = pic.to_png();
     std::fs::write(&a.out, png)?;
     println!(
         "{}: HDU {}, {}x{} -> {}x{} picture, {} sources circled, {} cosmic-ray pixels in red",

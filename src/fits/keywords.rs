@@ -88,17 +88,14 @@ impl<'a> Keywords<'a> {
 pub fn parse_fits_date(s: &str) -> Option<f64> {
     let s = s.trim().trim_end_matches('Z');
     if let Some((d, m, y)) = parse_old_date(s) {
-        return Some(mjd_from_civil(y, m, d));
+        return mjd_from_civil(y, m, d);
     }
     let (date, time) = s.split_once('T').unwrap_or((s, ""));
     let mut it = date.split('-');
     let y: i64 = it.next()?.parse().ok()?;
     let m: i64 = it.next()?.parse().ok()?;
     let d: i64 = it.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let mut mjd = mjd_from_civil(y, m, d);
+    let mut mjd = mjd_from_civil(y, m, d)?;
     if !time.is_empty() {
         mjd += parse_hms(time)? / 86400.0;
     }
@@ -130,17 +127,19 @@ fn parse_hms(s: &str) -> Option<f64> {
     (0.0..=86_401.0).contains(&total).then_some(total)
 }
 
-/// MJD at 0h UTC of a Gregorian calendar date.
-pub fn mjd_from_civil(y: i64, m: i64, d: i64) -> f64 {
-    // Days from 1970-01-01 (Howard Hinnant's algorithm), then MJD = days + 40587.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days as f64 + 40_587.0
+/// MJD at 0h UTC of a Gregorian calendar date; `None` for a date that does not exist.
+pub fn mjd_from_civil(y: i64, m: i64, d: i64) -> Option<f64> {
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(y).ok()?,
+        u32::try_from(m).ok()?,
+        u32::try_from(d).ok()?,
+    )?;
+    Some(date.signed_duration_since(mjd_epoch()).num_days() as f64)
+}
+
+/// MJD 0: 1858-11-17.
+pub fn mjd_epoch() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(1858, 11, 17).expect("a real date")
 }
 
 /// Microseconds since the Unix epoch of an MJD (UTC, leap seconds ignored).
@@ -154,14 +153,13 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(mjd_from_civil(1858, 11, 17), 0.0);
-        assert_eq!(mjd_from_civil(2000, 1, 1), 51_544.0);
+        assert_eq!(mjd_from_civil(1858, 11, 17), Some(0.0));
+        assert_eq!(mjd_from_civil(2000, 1, 1), Some(51_544.0));
+        assert_eq!(mjd_from_civil(2021, 2, 29), None);
         assert_eq!(parse_fits_date("2000-01-01T12:00:00"), Some(51_544.5));
-        assert_eq!(
-            parse_fits_date("24/12/95"),
-            Some(mjd_from_civil(1995, 12, 24))
-        );
+        assert_eq!(parse_fits_date("24/12/95"), mjd_from_civil(1995, 12, 24));
         assert_eq!(parse_fits_date("2021-13-01"), None);
+        assert_eq!(parse_fits_date("2021-02-30T01:00:00"), None);
         assert_eq!(mjd_to_unix_us(40_587.0), 0);
     }
 }

@@ -8,7 +8,7 @@
 //!   half-light radius, FWHM, flags ([`aperture`] holds the aperture sums, [`flags`] the flag
 //!   bits); the neighbours flag is set here, across sources;
 //! - [`quality`]: per-exposure metrics;
-//! - [`preview`]: the picture of `astropipe preview` ([`png`] encodes it).
+//! - [`preview`]: the picture of `astropipe preview` (a PNG through the `png` crate).
 //!
 //! Calibration comes before (the ingest's pipeline applies [`crate::calib`]'s masters).
 //! Not implemented: SExtractor's CLEAN pass (merging spurious detections in bright wings).
@@ -20,7 +20,6 @@ pub mod deblend;
 pub mod detect;
 pub mod flags;
 pub mod measure;
-pub mod png;
 pub mod preview;
 pub mod quality;
 

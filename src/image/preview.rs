@@ -14,6 +14,24 @@ pub struct Picture {
     pub rgb: Vec<u8>,
 }
 
+impl Picture {
+    /// The picture as a PNG file (8-bit RGB, encoded by the `png` crate).
+    pub fn to_png(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, self.width as u32, self.height as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Fast);
+        // Writing into a Vec fails only on a buffer that does not match the header, which
+        // `render` never makes.
+        let mut w = enc.write_header().expect("PNG header into a Vec");
+        w.write_image_data(&self.rgb)
+            .expect("RGB rows match the header");
+        w.finish().expect("PNG into a Vec");
+        out
+    }
+}
+
 const GREEN: [u8; 3] = [40, 220, 60];
 const YELLOW: [u8; 3] = [240, 220, 40];
 const ORANGE: [u8; 3] = [255, 140, 0];
@@ -127,5 +145,32 @@ fn circle(rgb: &mut [u8], w: usize, h: usize, cx: f64, cy: f64, r: f64, c: [u8; 
         }
         let i = (y as usize * w + x as usize) * 3;
         rgb[i..i + 3].copy_from_slice(&c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Picture;
+
+    #[test]
+    fn png_round_trips_through_a_decoder() {
+        let (width, height) = (7, 5);
+        let rgb: Vec<u8> = (0..width * height * 3)
+            .map(|i| (i * 37 % 251) as u8)
+            .collect();
+        let png = Picture {
+            width,
+            height,
+            rgb: rgb.clone(),
+        }
+        .to_png();
+        let mut r = png::Decoder::new(std::io::Cursor::new(png))
+            .read_info()
+            .unwrap();
+        let mut out = vec![0; r.output_buffer_size()];
+        let frame = r.next_frame(&mut out).unwrap();
+        assert_eq!((frame.width, frame.height), (7, 5));
+        assert_eq!(frame.color_type, png::ColorType::Rgb);
+        assert_eq!(&out[..frame.buffer_size()], &rgb[..]);
     }
 }

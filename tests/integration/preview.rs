@@ -1,47 +1,24 @@
-//! `astropipe preview`: a real PNG (checked chunk by chunk, CRCs and all, and inflated) of
+//! `astropipe preview`: a real PNG (read back by the `png` crate's decoder, CRCs and all) of
 //! the right size, with detections circled in green and cosmic-ray hits in red.
 
 use super::helpers::{Scratch, astropipe_ok, data_dir};
-use astropipe::image::png::Crc32;
-use std::io::Read;
 
-/// Width, height and RGB pixels of an 8-bit RGB PNG with filter 0 rows (what we write).
+/// Width, height and RGB pixels of an 8-bit RGB PNG, read by the `png` crate's decoder
+/// (which checks every chunk's CRC and the zlib stream).
 fn decode(png: &[u8]) -> (usize, usize, Vec<u8>) {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    let (mut pos, mut w, mut h, mut idat) = (8, 0, 0, Vec::new());
-    while pos < png.len() {
-        let len = u32::from_be_bytes(png[pos..pos + 4].try_into().unwrap()) as usize;
-        let kind = &png[pos + 4..pos + 8];
-        let data = &png[pos + 8..pos + 8 + len];
-        let crc = u32::from_be_bytes(png[pos + 8 + len..pos + 12 + len].try_into().unwrap());
-        let mut c = Crc32::new();
-        c.update(kind);
-        c.update(data);
-        assert_eq!(c.finish(), crc, "CRC of {}", String::from_utf8_lossy(kind));
-        match kind {
-            b"IHDR" => {
-                w = u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize;
-                h = u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize;
-                assert_eq!(&data[8..10], &[8, 2], "8-bit RGB");
-            }
-            b"IDAT" => idat.extend_from_slice(data),
-            _ => {}
-        }
-        pos += 12 + len;
-    }
-    let mut raw = Vec::new();
-    flate2::read::ZlibDecoder::new(&idat[..])
-        .read_to_end(&mut raw)
-        .unwrap();
-    assert_eq!(raw.len(), h * (1 + 3 * w));
-    let rgb = raw
-        .chunks_exact(1 + 3 * w)
-        .flat_map(|row| {
-            assert_eq!(row[0], 0, "filter type 0");
-            row[1..].to_vec()
-        })
-        .collect();
-    (w, h, rgb)
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .expect("a valid PNG header");
+    let mut rgb = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut rgb).expect("valid PNG data");
+    assert_eq!(
+        (frame.color_type, frame.bit_depth),
+        (png::ColorType::Rgb, png::BitDepth::Eight),
+        "8-bit RGB"
+    );
+    rgb.truncate(frame.buffer_size());
+    (frame.width as usize, frame.height as usize, rgb)
 }
 
 fn count(rgb: &[u8], colour: [u8; 3]) -> usize {
