@@ -1,7 +1,8 @@
 //! `astropipe demo`: the embedded default. Writes the bundled sample FITS files (real images
 //! from astropy's test data, see `tests/data/PROVENANCE.tsv`, plus a synthetic frame with a
 //! known WCS and injected stars) to `DIR/inputs`, ingests them into the catalog at `DIR`, and
-//! prints queries that work against it.
+//! prints the example queries of `sql/examples/` ([`crate::examples`]; the synthetic field is
+//! centred where their cones look) as curl command lines.
 
 use crate::synthetic::{Frame, FrameSpec};
 use std::path::Path;
@@ -43,33 +44,16 @@ pub fn write_inputs(dir: &Path) -> std::io::Result<(std::path::PathBuf, Frame)> 
     Ok((inputs, frame))
 }
 
-/// The example queries printed by the demo (also in `sql/examples/`).
-pub fn example_queries(frame: &Frame) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "how many sources, per exposure",
-            "SELECT e.file_uri, e.hdu, e.n_sources FROM exposures e ORDER BY e.file_uri, e.hdu"
-                .to_string(),
+/// A curl command line that sends an example to the demo's server: SQL to `/v1/sql` as
+/// JSON, ADQL to `/tap/sync` (answered as a VOTable).
+pub fn example_curl(addr: &str, e: &crate::examples::Example) -> String {
+    match e.lang {
+        crate::examples::Lang::Sql => curl(addr, e.text),
+        crate::examples::Lang::Adql => format!(
+            "curl -s http://{addr}/tap/sync --data-urlencode REQUEST=doQuery --data-urlencode LANG=ADQL \\\n  --data-urlencode QUERY='{}'",
+            e.text.replace('\'', "'\\''")
         ),
-        (
-            "a 1 arcminute cone search around the synthetic field's centre",
-            format!(
-                "SELECT source_id, ra, dec, flux, snr, \
-                 ang_sep_deg(ra, dec, {ra}, {dec}) * 3600 AS sep_arcsec \
-                 FROM sources WHERE cone_contains(ra, dec, {ra}, {dec}, 1.0/60) ORDER BY sep_arcsec",
-                ra = frame.spec.ra0,
-                dec = frame.spec.dec0
-            ),
-        ),
-    ]
-}
-
-/// A curl command line for the demo cone as an ADQL query to `/tap/sync`.
-pub fn tap_curl(addr: &str, frame: &Frame) -> String {
-    format!(
-        "curl -s http://{addr}/tap/sync --data-urlencode REQUEST=doQuery --data-urlencode LANG=ADQL \\\n  --data-urlencode \"QUERY=SELECT TOP 5 source_id, ra, dec, flux FROM sources WHERE CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {}, {}, 1.0/60)) = 1\"",
-        frame.spec.ra0, frame.spec.dec0
-    )
+    }
 }
 
 /// A curl command line for a query.

@@ -32,6 +32,7 @@ pub mod cmd;
 pub mod compact;
 pub mod config;
 pub mod demo;
+pub mod examples;
 pub mod fits;
 pub mod http;
 pub mod image;

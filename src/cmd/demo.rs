@@ -13,19 +13,20 @@ pub async fn run(a: DemoArgs) -> Result<(), CmdError> {
         .parse()
         .map_err(|e| CmdError::Usage(format!("--addr {}: {e}", a.addr)))?;
     let dir = std::path::PathBuf::from(&a.dir);
-    let (inputs, frame) = crate::demo::write_inputs(&dir)?;
+    let (inputs, _frame) = crate::demo::write_inputs(&dir)?;
     let mut opts = IngestOptions::new(vec![inputs.display().to_string()], a.dir.clone());
     opts.progress = std::io::stderr().is_terminal();
     let report = crate::ingest::run(&opts).await?;
     println!("{report}\n");
     println!("Example queries (the catalog is at {}):\n", report.catalog);
-    for (title, sql) in crate::demo::example_queries(&frame) {
-        println!("# {title}\n{}\n", crate::demo::curl(&a.addr, &sql));
+    for e in crate::examples::EXAMPLES {
+        println!(
+            "# {} (sql/examples/{})\n{}\n",
+            e.title(),
+            e.file,
+            crate::demo::example_curl(&a.addr, e)
+        );
     }
-    println!(
-        "# the same cone in ADQL over IVOA TAP (what pyvo and TOPCAT send), as a VOTable\n{}\n",
-        crate::demo::tap_curl(&a.addr, &frame)
-    );
     println!(
         "# or from the command line\nastropipe sql --catalog {} \"SELECT count(*) FROM sources\"\n",
         a.dir

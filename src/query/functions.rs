@@ -152,3 +152,51 @@ impl TableFunctionImpl for Xmatch {
         Ok(Arc::new(XmatchTable::new(get(&l)?, get(&r)?, radius, k)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The functions our session adds to DataFusion's, by name (scalar and table functions).
+    fn ours() -> BTreeSet<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = crate::storage::Location::open(&dir.path().display().to_string()).unwrap();
+        let ctx = crate::query::session::new_context(&loc).unwrap();
+        let plain = datafusion::prelude::SessionContext::new();
+        let (s, p) = (ctx.state(), plain.state());
+        let scalar = s
+            .scalar_functions()
+            .keys()
+            .filter(|k| !p.scalar_functions().contains_key(*k));
+        let table = s
+            .table_functions()
+            .keys()
+            .filter(|k| !p.table_functions().contains_key(*k));
+        scalar.chain(table).cloned().collect()
+    }
+
+    /// The functions `sql/README.md` documents: the names in its table's first column.
+    fn documented() -> BTreeSet<String> {
+        include_str!("../../sql/README.md")
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('(').map(|(name, _)| name.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn sql_readme_lists_every_function_of_the_registry() {
+        let (ours, documented) = (ours(), documented());
+        assert!(ours.len() >= 20, "{ours:?}");
+        assert_eq!(
+            ours.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "registered but not in sql/README.md"
+        );
+        assert_eq!(
+            documented.difference(&ours).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "in sql/README.md but not registered"
+        );
+    }
+}

@@ -22,11 +22,6 @@ pub fn data_dir() -> PathBuf {
     repo_root().join("tests/data")
 }
 
-pub fn sql_example(name: &str) -> String {
-    std::fs::read_to_string(repo_root().join("sql/examples").join(name))
-        .expect("example query exists")
-}
-
 /// A scratch directory (a `tempfile::TempDir`, removed on drop, even when a test panics).
 pub struct Scratch(tempfile::TempDir);
 

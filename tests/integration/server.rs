@@ -1,7 +1,7 @@
 //! The real server on port 0: cone search over HTTP recovers injected stars, formats, the
 //! read-only guard, probes and metrics.
 
-use super::helpers::{Scratch, TestServer, copy_samples, ingest, sql_example};
+use super::helpers::{Scratch, TestServer, copy_samples, ingest};
 use astropipe::synthetic::FrameSpec;
 use serde_json::Value;
 
@@ -69,26 +69,62 @@ async fn cone_search_over_http_recovers_bright_injected_stars() {
     }
 }
 
+/// Every example of `sql/examples/`, verbatim, against a catalog of the demo's synthetic
+/// field: each returns rows, the cone finds stars nearest first, and the ADQL cone over
+/// `/tap/sync` returns five of the SQL cone's sources.
 #[tokio::test]
 async fn example_queries_run_and_the_cone_example_finds_stars() {
+    use astropipe::examples::{EXAMPLES, Example, Lang};
     let s = Scratch::new("examples");
-    demo_like_catalog(&s).await;
+    let inputs = s.path("in");
+    copy_samples(&inputs, &["m13.fits", "test0.fits"]);
+    std::fs::write(
+        inputs.join("synthetic_demo.fits"),
+        astropipe::demo::demo_frame().to_fits(),
+    )
+    .unwrap();
+    ingest(&[&inputs], &s.path("cat")).await;
     let srv = TestServer::start(&s.path("cat")).await;
-    for name in [
-        "sources_per_exposure.sql",
-        "bright_sources_with_magnitudes.sql",
-        "healpix_density.sql",
-    ] {
-        let rows = srv.rows(&sql_example(name)).await;
-        assert!(!rows.is_empty(), "{name} returned nothing");
+    for e in EXAMPLES.iter().filter(|e| e.lang == Lang::Sql) {
+        let rows = srv.rows(e.text).await;
+        assert!(!rows.is_empty(), "{} returned nothing", e.file);
     }
-    let cone = srv.rows(&sql_example("cone_search.sql")).await;
+    let cone = srv
+        .rows(Example::named("cone_search.sql").unwrap().text)
+        .await;
     assert!(cone.len() >= 3, "cone example found {}", cone.len());
     let seps: Vec<f64> = cone
         .iter()
         .map(|r| r["sep_arcsec"].as_f64().unwrap())
         .collect();
     assert!(seps.windows(2).all(|w| w[0] <= w[1]) && seps.iter().all(|s| *s <= 60.0 + 1e-9));
+
+    let adql = Example::named("cone_search.adql").unwrap();
+    let r = srv
+        .client
+        .post(srv.url("/tap/sync"))
+        .form(&[
+            ("REQUEST", "doQuery"),
+            ("LANG", "ADQL"),
+            ("QUERY", adql.text),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let votable = r.text().await.unwrap();
+    let ids: Vec<&str> = votable
+        .split("<TR><TD>")
+        .skip(1)
+        .map(|tr| tr.split("</TD>").next().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 5.min(cone.len()), "{votable}");
+    for id in ids {
+        assert!(
+            cone.iter().any(|r| r["source_id"].as_str() == Some(id)),
+            "{id} is not in the SQL cone"
+        );
+    }
 }
 
 #[tokio::test]
