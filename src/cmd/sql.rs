@@ -4,7 +4,7 @@
 use super::CmdError;
 use crate::cli::{OutputFormat, SqlArgs};
 use crate::config::FileConfig;
-use crate::query::format::{BatchEncoder, Format};
+use crate::format::{BatchEncoder, Format};
 use crate::query::{self, session};
 use crate::storage::Location;
 use futures::StreamExt;

@@ -9,7 +9,7 @@
 //! VOTables with an `INFO name="Error"` (and `QUERY_STATUS` ERROR), status 400.
 
 use super::{tap_schema, votable};
-use crate::query::format::Format;
+use crate::format::Format;
 use crate::service::AppState;
 use crate::service::respond::stream_query;
 use axum::extract::{RawQuery, State};

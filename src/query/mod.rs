@@ -1,9 +1,8 @@
-//! Queries over the catalog.
+//! Queries over the catalog (the engine knows no protocol: results are encoded by
+//! [`crate::format`], requests come through `service`, `server` and `ivoa`).
 //!
 //! - [`session`]: the DataFusion context (UDFs, catalog tables, refresh on new versions);
 //! - [`guard`]: the read-only check on logical plans;
-//! - [`format`]: streaming result encoders (JSON, NDJSON, CSV, Arrow IPC, Parquet, VOTable
-//!   via [`crate::ivoa::votable`], text);
 //! - [`table`]: the Parquet table provider that prunes by sky region;
 //! - [`discover`]: `--table NAME=URI` (HATS catalogs, collections, Parquet datasets);
 //! - [`functions`]: the table functions `cone_search` and `xmatch` ([`xmatch`]);
@@ -14,7 +13,6 @@
 pub mod bounded;
 pub mod discover;
 pub mod engine;
-pub mod format;
 pub mod functions;
 pub mod guard;
 pub mod limits;

@@ -6,9 +6,9 @@
 //! Query errors become statuses here, once.
 
 use super::AppState;
+use crate::format::{BatchEncoder, Format};
 use crate::http::client::{ClientId, Slot};
 use crate::http::errors::ApiError;
-use crate::query::format::{BatchEncoder, Format};
 use crate::query::{self, LimitExceeded, QueryError};
 use crate::telemetry::metrics;
 use arrow::array::RecordBatch;

@@ -21,9 +21,9 @@ pub mod vosi;
 pub use uws::Jobs;
 
 use super::{adql, votable};
+use crate::format::Format;
 use crate::http::client::{ClientId, Slot, base_url};
 use crate::http::errors::ApiError;
-use crate::query::format::Format;
 use crate::query::{self, Limits};
 use crate::service::AppState;
 use crate::service::respond::{outcome, stream_query, stream_query_in_slot};

@@ -3,8 +3,8 @@
 //! acceptable is supported): JSON array of row objects (default), NDJSON, CSV, Arrow IPC
 //! stream, Parquet, VOTable — streamed and limited as [`crate::service::respond`] does it.
 
+use crate::format::Format;
 use crate::http::errors::ApiError;
-use crate::query::format::Format;
 use crate::service::AppState;
 use crate::service::respond::{outcome, stream_query};
 use crate::telemetry::metrics;
