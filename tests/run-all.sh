@@ -15,7 +15,8 @@
 #   ./tests/run-all.sh NAME       # only tests whose name contains NAME
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/astropipe-target}"
+# The build directory is cargo's own choice (./target unless CARGO_TARGET_DIR is set, as CI
+# sets it), so after `cargo run -- demo` the tests reuse that build of the dependencies.
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
 venv="${ASTROPIPE_VENV:-/var/tmp/astropipe-venv}"
