@@ -6,19 +6,18 @@
 //! <catalog>/_jobs/<id>/events/<seq:08>.json  state changes, each a conditional create
 //! ```
 //!
-//! A job's state is its highest-numbered event (none yet: queued). Every change writes the
-//! next sequence number with `PutMode::Create`, so of two processes racing for one change —
-//! two workers claiming, a cancel against a completion — exactly one wins and the other sees
-//! `AlreadyExists` and re-reads. This needs only conditional create, which every store here
-//! has (local files, S3). A claim is a `running` event with an owner and a lease deadline;
+//! A job's state is its highest-numbered event (none yet: queued), kept by
+//! [`crate::storage::log`]: every change is a conditional create of the next sequence number,
+//! so of two processes racing for one change — two workers claiming, a cancel against a
+//! completion — exactly one wins and the other re-reads. A claim is a `running` event with an owner and a lease deadline;
 //! the owner renews it while it works; a `running` job whose lease has expired (its worker
 //! was killed) may be claimed again by anyone. Processing is therefore at-least-once; the
 //! catalog's content-hash commits make repeating an ingest a no-op.
 
 use crate::storage::Location;
-use futures::TryStreamExt;
+use crate::storage::log::{Log, LogError};
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -28,12 +27,8 @@ const ROOT: &str = "_jobs";
 pub enum QueueError {
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
-    #[error("job record {path}: {source}")]
-    Decode {
-        path: String,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    Log(#[from] LogError),
     #[error("no job {0}")]
     NotFound(String),
     #[error("job {id} is {state}: {why}")]
@@ -211,41 +206,20 @@ fn looks_like_fits(head: &[u8]) -> bool {
 /// The queue of one catalog.
 #[derive(Clone)]
 pub struct Queue {
+    log: Log,
     loc: Location,
 }
 
 impl Queue {
     pub fn new(loc: Location) -> Self {
-        Queue { loc }
-    }
-
-    fn path(&self, rel: &str) -> Path {
-        self.loc.path(&format!("{ROOT}/{rel}"))
-    }
-
-    async fn create(&self, path: &Path, bytes: Vec<u8>) -> Result<bool, QueueError> {
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self
-            .loc
-            .store
-            .put_opts(path, PutPayload::from(bytes), opts)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
+        Queue {
+            log: Log::new(loc.clone(), ROOT),
+            loc,
         }
     }
 
-    async fn read<T: for<'de> Deserialize<'de>>(&self, path: &Path) -> Result<T, QueueError> {
-        let bytes = self.loc.store.get(path).await?.bytes().await?;
-        serde_json::from_slice(&bytes).map_err(|source| QueueError::Decode {
-            path: path.to_string(),
-            source,
-        })
+    fn path(&self, rel: &str) -> Path {
+        self.log.path(rel)
     }
 
     /// A fresh job id.
@@ -326,8 +300,8 @@ impl Queue {
             created_at: now(),
             client,
         };
-        let bytes = serde_json::to_vec_pretty(&spec).expect("a job spec serialises");
-        self.create(&self.path(&format!("{id}/job.json")), bytes)
+        self.log
+            .create_json(&format!("{id}/job.json"), &spec)
             .await?;
         Ok(Job { spec, last: None })
     }
@@ -375,71 +349,35 @@ impl Queue {
 
     /// Deletes every object of a job (its record, events and upload).
     pub async fn purge(&self, id: &str) -> Result<(), QueueError> {
-        let objects: Vec<_> = self
-            .loc
-            .store
-            .list(Some(&self.path(id)))
-            .try_collect()
-            .await?;
-        // The record goes last, so a half-purged job is never listed without its events.
-        let (record, rest): (Vec<_>, Vec<_>) = objects
-            .into_iter()
-            .partition(|m| m.location.filename() == Some("job.json"));
-        for m in rest.into_iter().chain(record) {
-            match self.loc.store.delete(&m.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        Ok(self.log.purge(id, "job.json").await?)
     }
 
     /// One job with its latest state.
     pub async fn get(&self, id: &str) -> Result<Job, QueueError> {
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        if !crate::storage::log::valid_id(id) {
             return Err(QueueError::NotFound(id.into()));
         }
-        let spec: JobSpec = match self.read(&self.path(&format!("{id}/job.json"))).await {
-            Ok(s) => s,
-            Err(QueueError::Store(object_store::Error::NotFound { .. })) => {
-                return Err(QueueError::NotFound(id.into()));
-            }
-            Err(e) => return Err(e),
+        let Some(spec) = self
+            .log
+            .read_json::<JobSpec>(&format!("{id}/job.json"))
+            .await?
+        else {
+            return Err(QueueError::NotFound(id.into()));
         };
-        let events: Vec<_> = self
-            .loc
-            .store
-            .list(Some(&self.path(&format!("{id}/events"))))
-            .try_collect()
-            .await?;
-        let latest = events.iter().map(|m| m.location.clone()).max();
-        let last = match latest {
-            Some(p) => Some(self.read::<Event>(&p).await?),
-            None => None,
-        };
+        let last = self.log.latest::<Event>(id).await?.map(|(_, e)| e);
         Ok(Job { spec, last })
     }
 
     /// Whether the store answers (one listing call).
     pub async fn ping(&self) -> Result<(), QueueError> {
-        self.loc
-            .store
-            .list_with_delimiter(Some(&self.path("")))
-            .await?;
-        Ok(())
+        Ok(self.log.ping().await?)
     }
 
     /// Every job, oldest first.
     pub async fn list(&self) -> Result<Vec<Job>, QueueError> {
-        let listing = self
-            .loc
-            .store
-            .list_with_delimiter(Some(&self.path("")))
-            .await?;
         let mut out = Vec::new();
-        for p in listing.common_prefixes {
-            let Some(id) = p.filename() else { continue };
-            match self.get(id).await {
+        for id in self.log.ids().await? {
+            match self.get(&id).await {
                 Ok(j) => out.push(j),
                 // A job directory whose job.json is not there yet (or an upload in flight).
                 Err(QueueError::NotFound(_)) => {}
@@ -452,12 +390,7 @@ impl Queue {
 
     /// Appends the event after `job`'s latest; false when someone else changed it first.
     async fn append(&self, job: &Job, event: Event) -> Result<bool, QueueError> {
-        let path = self.path(&format!("{}/events/{:08}.json", job.spec.id, event.seq));
-        self.create(
-            &path,
-            serde_json::to_vec_pretty(&event).expect("an event serialises"),
-        )
-        .await
+        Ok(self.log.append(&job.spec.id, event.seq, &event).await?)
     }
 
     fn event(job: &Job, state: State) -> Event {

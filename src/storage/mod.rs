@@ -4,6 +4,8 @@
 //! and `memory://` for tests.
 
 use object_store::ObjectStore;
+pub mod log;
+
 use object_store::path::Path;
 use std::sync::Arc;
 use url::Url;
