@@ -18,6 +18,7 @@
 //! | `galactic_to_ra`, `galactic_to_dec` `(l, b)`, `ecliptic_to_ra`, `ecliptic_to_dec` `(lon, lat)` | `coords.rs` | back to ICRS |
 //! | `flux_to_mag(flux, zp)` / `mag_to_flux(mag, zp)` | `photometry.rs` | `zp - 2.5 log10(flux)`; NULL for flux ≤ 0 |
 //! | `mjd_to_timestamp(mjd)`, `timestamp_to_mjd(ts)` | `time.rs` | MJD (UTC days) ↔ `Timestamp(µs, UTC)` |
+//! | `point`, `circle`, `polygon`, `box_polygon`, `area`, `centroid`, `coordsys`, `region_contains`, `region_intersects`, `in_unit` | `geometry.rs` | ADQL geometry values (DALI `xtype`s), their measures and relations, unit conversion |
 //!
 //! [`region`] turns calls of the containment functions with constant regions into HEALPix
 //! ranges of `_healpix_29`, which table providers use to skip files, row groups and pages.
@@ -30,6 +31,7 @@ pub mod boxes;
 pub mod cone;
 pub mod coords;
 pub mod frames;
+pub mod geometry;
 pub mod healpix;
 pub mod photometry;
 pub mod polygon;
@@ -56,6 +58,16 @@ pub fn all_udfs() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(healpix::HealpixRing::new())),
         Arc::new(ScalarUDF::from(time::MjdToTimestamp::new())),
         Arc::new(ScalarUDF::from(time::TimestampToMjd::new())),
+        Arc::new(ScalarUDF::from(geometry::PointFn::new())),
+        Arc::new(ScalarUDF::from(geometry::CircleFn::new())),
+        Arc::new(ScalarUDF::from(geometry::PolygonFn::new())),
+        Arc::new(ScalarUDF::from(geometry::BoxPolygonFn::new())),
+        Arc::new(ScalarUDF::from(geometry::GeometryMeasure::area())),
+        Arc::new(ScalarUDF::from(geometry::GeometryMeasure::centroid())),
+        Arc::new(ScalarUDF::from(geometry::GeometryMeasure::coordsys())),
+        Arc::new(ScalarUDF::from(geometry::RegionContains::new())),
+        Arc::new(ScalarUDF::from(geometry::RegionIntersects::new())),
+        Arc::new(ScalarUDF::from(geometry::InUnit::new())),
     ]
     .into_iter()
     .chain(

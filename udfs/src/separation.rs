@@ -2,11 +2,13 @@
 
 use crate::args::{OutF64, f64_args, map_rows};
 use crate::sphere;
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// `ang_sep_deg(ra1, dec1, ra2, dec2) -> Float64`: great-circle distance in degrees between
 /// two positions given in degrees (Vincenty formula; exact across the RA wrap and at the poles).
@@ -38,6 +40,16 @@ impl ScalarUDFImpl for AngSepDeg {
     }
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
         Ok(DataType::Float64)
+    }
+    /// Carries its unit (and UCD), so that `in_unit(ang_sep_deg(...), 'arcsec')` converts and
+    /// a VOTable result says what the number is.
+    fn return_field_from_args(&self, _: ReturnFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(
+            Field::new(self.name(), DataType::Float64, true).with_metadata(HashMap::from([
+                ("unit".to_string(), "deg".to_string()),
+                ("ucd".to_string(), "pos.angDistance".to_string()),
+            ])),
+        ))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let a = f64_args(self.name(), &args.args)?;
