@@ -325,12 +325,25 @@ pub struct QueryLimitArgs {
     /// Async TAP jobs one client may keep [default: 32]
     #[arg(long, env = "ASTROPIPE_MAX_CLIENT_TAP_JOBS")]
     pub max_client_tap_jobs: Option<usize>,
-    /// Directory async TAP results are written to [default: the temporary directory]
-    #[arg(long, env = "ASTROPIPE_TAP_RESULTS_DIR")]
-    pub tap_results_dir: Option<PathBuf>,
-    /// Bytes of async TAP results kept on disk, all jobs together, MiB [default: 8192]
+    /// Where async TAP jobs and their results are kept, shared by every replica (a local
+    /// directory or s3:// URI) [default: the catalog, under _tap/]
+    #[arg(long, env = "ASTROPIPE_TAP_JOBS")]
+    pub tap_jobs: Option<String>,
+    /// Bytes of async TAP results kept, all jobs together, MiB [default: 8192]
     #[arg(long, env = "ASTROPIPE_TAP_RESULTS_MB")]
     pub tap_results_mb: Option<u64>,
+    /// Bytes of TAP_UPLOAD tables one request may carry, MiB [default: 16]
+    #[arg(long, env = "ASTROPIPE_TAP_UPLOAD_MB")]
+    pub tap_upload_mb: Option<u64>,
+    /// URL prefixes TAP_UPLOAD may fetch tables from (`UPLOAD=t,https://...`), comma-separated,
+    /// e.g. `https://archive.example.org/`; redirects are not followed [default: none, URL
+    /// uploads refused]
+    #[arg(long, env = "ASTROPIPE_TAP_UPLOAD_URLS", value_delimiter = ',')]
+    pub tap_upload_urls: Vec<String>,
+    /// The service's public base URL, for links in results (ObsCore access_url) [default:
+    /// http:// and the address it listens on]
+    #[arg(long, env = "ASTROPIPE_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// Connection deadlines and caps (`serve`, `worker`).

@@ -78,8 +78,12 @@ pub struct ServeSection {
     pub max_client_queries: Option<usize>,
     pub max_client_prepared: Option<usize>,
     pub max_client_tap_jobs: Option<usize>,
-    pub tap_results_dir: Option<std::path::PathBuf>,
+    pub tap_jobs: Option<String>,
     pub tap_results_mb: Option<u64>,
+    pub tap_upload_mb: Option<u64>,
+    #[serde(default)]
+    pub tap_upload_urls: Vec<String>,
+    pub public_url: Option<String>,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     pub header_timeout_seconds: Option<u64>,
@@ -613,15 +617,44 @@ impl FileConfig {
             q.max_client_tap_jobs.or(f.max_client_tap_jobs),
             opts.tap.jobs_per_client,
         )?;
-        if let Some(d) = q
-            .tap_results_dir
-            .clone()
-            .or_else(|| f.tap_results_dir.clone())
-        {
-            opts.tap.results_dir = d;
-        }
+        opts.tap_jobs = q.tap_jobs.clone().or_else(|| f.tap_jobs.clone());
         if let Some(mb) = q.tap_results_mb.or(f.tap_results_mb) {
             opts.tap.results_bytes = mb << 20;
+        }
+        if let Some(mb) = q.tap_upload_mb.or(f.tap_upload_mb) {
+            opts.tap.upload_bytes = mb << 20;
+        }
+        let urls = if q.tap_upload_urls.is_empty() {
+            &f.tap_upload_urls
+        } else {
+            &q.tap_upload_urls
+        };
+        for u in urls.iter().map(|u| u.trim()).filter(|u| !u.is_empty()) {
+            let parsed = url::Url::parse(u).ok().filter(|p| {
+                matches!(p.scheme(), "http" | "https")
+                    && p.host_str().is_some_and(|h| !h.is_empty())
+            });
+            if parsed.is_none() {
+                return Err(invalid(
+                    "tap_upload_urls",
+                    u.to_string(),
+                    "each must be an http:// or https:// URL prefix with a host",
+                ));
+            }
+            opts.tap.upload_url_prefixes.push(u.to_string());
+        }
+        if let Some(u) = q.public_url.clone().or_else(|| f.public_url.clone()) {
+            let u = u.trim_end_matches('/').to_string();
+            if url::Url::parse(&u).is_err()
+                || !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return Err(invalid(
+                    "public_url",
+                    u,
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            opts.public_url = Some(u);
         }
         let base = crate::server::conn_limits_for(&opts.limits, Vec::new());
         opts.conn = self.conn(&a.conn, base)?;

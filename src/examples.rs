@@ -37,6 +37,8 @@ pub const EXAMPLES: &[Example] = &[
     example!("bright_sources_with_magnitudes.sql", Lang::Sql),
     example!("healpix_density.sql", Lang::Sql),
     example!("cone_search.adql", Lang::Adql),
+    example!("bright_sources.adql", Lang::Adql),
+    example!("images_at_a_position.adql", Lang::Adql),
 ];
 
 impl Example {

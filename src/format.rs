@@ -3,7 +3,7 @@
 //! ([`crate::ivoa::votable`]), and a text table for the terminal.
 
 use crate::catalog::writer::SharedBuf;
-use crate::ivoa::votable::{Ending, VotableEncoder};
+use crate::ivoa::votable::{Ending, Serialization, VotableEncoder};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
@@ -18,6 +18,9 @@ pub enum Format {
     Parquet,
     /// VOTable 1.4 (TABLEDATA), the IVOA format.
     VOTable,
+    /// VOTable 1.4 with BINARY2 rows (base64), smaller and several times faster to write
+    /// and parse.
+    VOTableBinary2,
     /// A text table (CLI only; needs every batch before printing).
     Table,
 }
@@ -31,6 +34,7 @@ impl Format {
             Format::ArrowIpc => "application/vnd.apache.arrow.stream",
             Format::Parquet => "application/vnd.apache.parquet",
             Format::VOTable => "application/x-votable+xml",
+            Format::VOTableBinary2 => "application/x-votable+xml;serialization=BINARY2",
             Format::Table => "text/plain; charset=utf-8",
         }
     }
@@ -43,7 +47,8 @@ impl Format {
             "csv" => Format::Csv,
             "arrow" | "ipc" | "arrow-ipc" => Format::ArrowIpc,
             "parquet" => Format::Parquet,
-            "votable" | "vot" => Format::VOTable,
+            "votable" | "vot" | "votable/td" => Format::VOTable,
+            "votable/b2" | "votable-binary2" | "binary2" => Format::VOTableBinary2,
             "table" | "text" => Format::Table,
             _ => return None,
         })
@@ -103,8 +108,13 @@ impl BatchEncoder {
                 (State::Parquet(Box::new(w), buf), head)
             }
             Format::Table => (State::Table(Vec::new()), Vec::new()),
-            Format::VOTable => {
-                let (enc, head) = VotableEncoder::new(schema, &[]);
+            Format::VOTable | Format::VOTableBinary2 => {
+                let ser = if format == Format::VOTableBinary2 {
+                    Serialization::Binary2
+                } else {
+                    Serialization::TableData
+                };
+                let (enc, head) = VotableEncoder::with_serialization(schema, &[], ser);
                 (State::VOTable(enc), head.into_bytes())
             }
         };

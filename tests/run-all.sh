@@ -7,7 +7,9 @@
 #     is unchanged) with moto (S3 server), hats + LSDB, pyvo and the ADBC Flight SQL driver;
 #   - a second venv (default /var/tmp/astropipe-k8s-venv) with checkov and kubernetes-validate
 #     for the Kubernetes manifest checks (kubectl, for kustomize, must be on the PATH);
-#   - a moto S3 server on 127.0.0.1 (a free port), stopped when the tests end.
+#   - a moto S3 server on 127.0.0.1 (a free port), stopped when the tests end;
+#   - STILTS (the IVOA validators taplint and votlint, and its TAP clients), Debian's package,
+#     installed with apt-get when missing and the script may (root).
 # The tests find them through ASTROPIPE_TEST_PYTHON and ASTROPIPE_TEST_S3_ENDPOINT; with
 # ASTROPIPE_TEST_REQUIRE_EXTERNAL=1 (set here) a test that lacks them fails instead of skipping.
 #
@@ -49,6 +51,14 @@ if ! command -v kubectl >/dev/null 2>&1; then
     # kustomize comes with kubectl; without it the manifest checks cannot render anything.
     echo "run-all: kubectl is not on the PATH: the Kubernetes manifest test will be skipped" >&2
     export ASTROPIPE_TEST_K8S_SKIP="kubectl is not on the PATH"
+fi
+# STILTS from Debian (a Java application; taplint and votlint are the IVOA's validators).
+if ! command -v stilts >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+    echo "run-all: installing stilts (apt-get)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stilts >/dev/null
+fi
+if command -v stilts >/dev/null 2>&1; then
+    export ASTROPIPE_TEST_STILTS="$(command -v stilts)"
 fi
 export ASTROPIPE_TEST_REQUIRE_EXTERNAL=1
 

@@ -28,6 +28,10 @@ pub enum Fill<R> {
     ListOwned(fn(&R) -> Option<Vec<f64>>),
 }
 
+/// String columns that may hold any Unicode (paths and URIs); every other string column
+/// holds identifiers or FITS header text, which is ASCII.
+const NOT_ASCII: &[&str] = &["file_uri", "calib_bias", "calib_dark", "calib_flat"];
+
 /// One column of a table.
 pub struct Column<R: 'static> {
     pub name: &'static str,
@@ -64,6 +68,10 @@ impl<R> Column<R> {
             md.insert("ucd".to_string(), self.ucd.to_string());
         }
         md.insert("description".to_string(), self.description.to_string());
+        if matches!(self.fill, Fill::Str(_)) && !NOT_ASCII.contains(&self.name) {
+            // Identifiers and FITS header values: ASCII (VOTable `char`, not `unicodeChar`).
+            md.insert("votable.ascii".to_string(), "true".to_string());
+        }
         Field::new(self.name, self.data_type(), self.nullable).with_metadata(md)
     }
 

@@ -40,6 +40,11 @@ impl ClientId {
         Self::of_peer(client_ip(peer.ip(), headers, trusted))
     }
 
+    /// An identity stored earlier (an async job's owner), for its per-client slots.
+    pub fn from_stored(s: String) -> Self {
+        ClientId(s)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -16,8 +16,17 @@
 //! - functions whose names differ: `LOG` (natural) → `ln`, `CEILING` → `ceil`,
 //!   `TRUNCATE` → `trunc`, `RAND` → `random`, `MOD(a, b)` → `a % b`.
 //!
-//! Geometry values themselves (a bare `POINT` in the select list, `AREA`, `CENTROID`,
-//! `REGION`) are not supported and get a clear error.
+//! - geometry values (ADQL 2.1 §4.2): `POINT`, `CIRCLE`, `POLYGON` anywhere else → the
+//!   `point`/`circle`/`polygon` functions, whose results carry the DALI `xtype`; `BOX` → the
+//!   polygon of its corners (`box_polygon`); `AREA`, `CENTROID`, `COORDSYS` → `area`,
+//!   `centroid`, `coordsys`; `CONTAINS`/`INTERSECTS` with a region *column* (ObsCore's
+//!   `s_region`) → `region_contains`/`region_intersects`. `CONTAINS(region, POINT)` — the
+//!   region inside the point — is true only for a circle of radius 0 at that point, as ADQL
+//!   defines it (not silently swapped);
+//! - hexadecimal literals (`0x1F`, ADQL 2.1) → decimal; `IN_UNIT(x, 'unit')` → `in_unit`,
+//!   which converts from the unit the column declares.
+//!
+//! `REGION` (STC-S strings) is refused with a clear error.
 
 use thiserror::Error;
 
@@ -253,6 +262,12 @@ fn block(toks: &[Tok], pos: &mut usize) -> Result<String, AdqlError> {
                 }
                 *pos += 1;
             }
+            Tok::Num(n) if n.len() > 2 && (n.starts_with("0x") || n.starts_with("0X")) => {
+                let v = i64::from_str_radix(&n[2..], 16)
+                    .map_err(|_| AdqlError(format!("{n} is not a hexadecimal integer")))?;
+                out.push(v.to_string());
+                *pos += 1;
+            }
             other => {
                 out.push(other.text().to_string());
                 *pos += 1;
@@ -434,6 +449,40 @@ fn inside(p: (&str, &str), region: &Geom) -> Result<String, AdqlError> {
     })
 }
 
+/// The SQL value of a geometry constructor (DALI point/circle/polygon).
+fn geom_sql(g: &Geom) -> String {
+    match g {
+        Geom::Point(a, b) => format!("point({a}, {b})"),
+        Geom::Circle(a, b, r) => format!("circle({a}, {b}, {r})"),
+        Geom::Box(a, b, w, h) => format!("box_polygon({a}, {b}, {w}, {h})"),
+        Geom::Polygon(v) => format!("polygon({})", v.join(", ")),
+    }
+}
+
+/// A geometry argument: a constructor, or any other expression (a region column).
+enum GeomArg {
+    Made(Geom),
+    Value(String),
+}
+
+fn geom_arg(toks: &[Tok]) -> Result<GeomArg, AdqlError> {
+    match call_name(toks).as_deref() {
+        Some("POINT" | "CIRCLE" | "BOX" | "POLYGON") => Ok(GeomArg::Made(geom(toks)?)),
+        Some("REGION") => err(REGION),
+        _ => Ok(GeomArg::Value(expr(toks)?)),
+    }
+}
+
+fn geom_arg_sql(g: &GeomArg) -> String {
+    match g {
+        GeomArg::Made(g) => geom_sql(g),
+        GeomArg::Value(v) => v.clone(),
+    }
+}
+
+const REGION: &str =
+    "REGION(...) (STC-S region strings) is not supported: use POINT, CIRCLE, BOX or POLYGON";
+
 /// Translates a function call at `*pos` when ADQL needs it; None passes it through.
 fn function(
     upper: &str,
@@ -499,29 +548,61 @@ fn function(
             if args.len() != 2 {
                 return err(format!("{upper} takes two geometries"));
             }
-            let (g1, g2) = (geom(args[0])?, geom(args[1])?);
+            let (g1, g2) = (geom_arg(args[0])?, geom_arg(args[1])?);
+            use GeomArg::{Made, Value};
             let cond = match (upper, &g1, &g2) {
-                (_, Geom::Point(a, b), region) => inside((a, b), region)?,
-                ("INTERSECTS", region, Geom::Point(a, b)) => inside((a, b), region)?,
-                ("INTERSECTS", Geom::Circle(a, b, r), Geom::Circle(c, d, s)) => {
+                (_, Made(Geom::Point(a, b)), Made(region)) => inside((a, b), region)?,
+                ("INTERSECTS", Made(region), Made(Geom::Point(a, b))) => inside((a, b), region)?,
+                ("INTERSECTS", Made(Geom::Circle(a, b, r)), Made(Geom::Circle(c, d, s))) => {
                     format!("(ang_sep_deg({a}, {b}, {c}, {d}) <= ({r}) + ({s}))")
                 }
-                ("CONTAINS", Geom::Circle(a, b, r), Geom::Circle(c, d, s)) => {
+                ("CONTAINS", Made(Geom::Circle(a, b, r)), Made(Geom::Circle(c, d, s))) => {
                     format!("(ang_sep_deg({a}, {b}, {c}, {d}) + ({r}) <= ({s}))")
+                }
+                // A region inside a point: only a circle of radius 0 at that very point.
+                ("CONTAINS", Made(Geom::Circle(a, b, r)), Made(Geom::Point(c, d))) => {
+                    format!("(({r}) <= 0 AND ang_sep_deg({a}, {b}, {c}, {d}) <= 0)")
+                }
+                ("CONTAINS", Made(Geom::Box(..) | Geom::Polygon(_)), Made(Geom::Point(..))) => {
+                    "(1 = 0)".to_string()
+                }
+                (_, Made(Geom::Point(a, b)), Value(region)) => {
+                    format!("region_contains({region}, {a}, {b})")
+                }
+                ("INTERSECTS", Value(region), Made(Geom::Point(a, b))) => {
+                    format!("region_contains({region}, {a}, {b})")
+                }
+                ("INTERSECTS", x, y) => {
+                    format!(
+                        "region_intersects({}, {})",
+                        geom_arg_sql(x),
+                        geom_arg_sql(y)
+                    )
                 }
                 _ => {
                     return err(format!(
-                        "{upper} is supported for a POINT in a CIRCLE, BOX or POLYGON (and between CIRCLEs)"
+                        "{upper} is supported for a POINT in a region (CIRCLE, BOX, POLYGON or a region column), between CIRCLEs, and INTERSECTS of any two regions"
                     ));
                 }
             };
             compare(cond, toks, pos, out)
         }
-        "POINT" | "CIRCLE" | "BOX" | "POLYGON" | "AREA" | "CENTROID" | "REGION" | "COORDSYS" => {
-            return err(format!(
-                "{upper}(...) as a value is not supported: use geometries inside CONTAINS, INTERSECTS, DISTANCE, COORD1 or COORD2"
-            ));
+        "POINT" | "CIRCLE" | "BOX" | "POLYGON" => {
+            // A geometry as a value: the call at *pos is parsed whole.
+            let start = *pos;
+            let args = call_args(toks, pos)?;
+            let _ = args;
+            geom_sql(&geom(&toks[start..*pos])?)
         }
+        "AREA" | "CENTROID" | "COORDSYS" => {
+            let args = call_args(toks, pos)?;
+            if args.len() != 1 {
+                return err(format!("{upper} takes one geometry"));
+            }
+            let g = geom_arg(args[0])?;
+            format!("{}({})", upper.to_ascii_lowercase(), geom_arg_sql(&g))
+        }
+        "REGION" => return err(REGION),
         _ => return Ok(None),
     }))
 }
@@ -648,6 +729,41 @@ mod tests {
     }
 
     #[test]
+    fn geometry_values_measures_and_region_columns() {
+        assert_eq!(
+            t(
+                "SELECT POINT('ICRS', ra, dec) AS p, CIRCLE(1, 2, 0.5), AREA(CIRCLE('ICRS', 1, 2, 3)) FROM s"
+            ),
+            "SELECT point(ra, dec) AS p, circle(1, 2, 0.5), area(circle(1, 2, 3)) FROM s"
+        );
+        assert_eq!(
+            t(
+                "SELECT CENTROID(POLYGON(1, 1, 2, 1, 2, 2)), COORDSYS(s_region), AREA(BOX(10, 20, 1, 2)) FROM o"
+            ),
+            "SELECT centroid(polygon(1, 1, 2, 1, 2, 2)), coordsys(s_region), area(box_polygon(10, 20, 1, 2)) FROM o"
+        );
+        assert_eq!(
+            t("SELECT * FROM o WHERE CONTAINS(POINT('ICRS', 10, 20), s_region) = 1"),
+            "SELECT * FROM o WHERE region_contains(s_region, 10, 20)"
+        );
+        assert_eq!(
+            t("SELECT * FROM o WHERE INTERSECTS(s_region, CIRCLE('ICRS', 10, 20, 1)) = 1"),
+            "SELECT * FROM o WHERE region_intersects(s_region, circle(10, 20, 1))"
+        );
+        // The region inside the point: ADQL's meaning, not the arguments swapped.
+        assert_eq!(
+            t("SELECT * FROM s WHERE CONTAINS(CIRCLE(1, 2, 3), POINT(ra, dec)) = 1"),
+            "SELECT * FROM s WHERE ((3) <= 0 AND ang_sep_deg(1, 2, ra, dec) <= 0)"
+        );
+        assert_eq!(t("SELECT 0x1F, 0x2 + 1 FROM s"), "SELECT 31, 2 + 1 FROM s");
+        assert_eq!(
+            t("SELECT IN_UNIT(ra, 'arcsec') FROM s"),
+            "SELECT IN_UNIT(ra, 'arcsec') FROM s"
+        );
+        assert!(to_sql("SELECT 0xZZ FROM s").is_err());
+    }
+
+    #[test]
     fn any_nesting_is_refused_cleanly_not_by_the_stack() {
         let parens = format!(
             "SELECT {}1{} FROM s",
@@ -684,7 +800,12 @@ mod tests {
         let e = to_sql("SELECT * FROM s WHERE CONTAINS(POINT('GALACTIC', l, b), CIRCLE('GALACTIC', 1, 2, 3)) = 1")
             .unwrap_err();
         assert!(e.0.contains("GALACTIC"), "{e}");
-        assert!(to_sql("SELECT POINT('ICRS', ra, dec) FROM s").is_err());
+        assert!(
+            to_sql("SELECT REGION('Circle ICRS 1 2 3') FROM s")
+                .unwrap_err()
+                .0
+                .contains("STC-S")
+        );
         assert!(to_sql("SELECT (ra FROM s").is_err());
         assert!(
             to_sql("SELECT * FROM s WHERE CONTAINS(POINT(ra, dec), CIRCLE(1, 2)) = 1").is_err()

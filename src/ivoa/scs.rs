@@ -6,10 +6,12 @@
 //! `VERB=1` gives those three columns, `VERB=2` (default) the principal measurements, `VERB=3`
 //! every column. `TABLE=name` searches another served table with `ra`/`dec` columns. SR is
 //! at most [`MAX_SR_DEG`]; the service's row cap applies (OVERFLOW when it cuts). Errors are
-//! VOTables with an `INFO name="Error"` (and `QUERY_STATUS` ERROR), status 400.
+//! VOTables with an `INFO name="Error"` (and `QUERY_STATUS` ERROR) and status 200, as SCS 1.03
+//! §2.3 asks (clients read the message from the document, not the status).
 
 use super::{tap_schema, votable};
 use crate::format::Format;
+use crate::http::Peer;
 use crate::service::AppState;
 use crate::service::respond::stream_query;
 use axum::extract::{RawQuery, State};
@@ -47,7 +49,7 @@ fn scs_error(message: &str) -> Response {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<VOTABLE version=\"1.4\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\">\n<RESOURCE type=\"results\">\n<INFO ID=\"Error\" name=\"Error\" value=\"{m}\"/>\n<INFO name=\"QUERY_STATUS\" value=\"ERROR\">{m}</INFO>\n</RESOURCE>\n</VOTABLE>\n"
     );
-    let mut r = (StatusCode::BAD_REQUEST, body).into_response();
+    let mut r = (StatusCode::OK, body).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-votable+xml"),
@@ -152,4 +154,47 @@ pub async fn cone(
         .with_label_values(&["scs"])
         .observe(t0.elapsed().as_secs_f64());
     r.unwrap_or_else(|e| scs_error(&e.message))
+}
+
+/// `/scs/capabilities`: Cone Search (with its limits and a query that works) and the VOSI
+/// resources.
+pub async fn capabilities(
+    State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
+    let base = super::tap::base(&state, &peer, &headers);
+    let hard = super::tap::hard_limit(&state);
+    super::tap::vosi::service_capabilities(&base, "scs", |x| capability(x, &base, hard))
+}
+
+/// The Cone Search capability: limits and a query that works.
+pub fn capability(x: &mut super::xml::Xml, base: &str, max_records: usize) {
+    x.open(
+        "capability",
+        &[
+            ("standardID", "ivo://ivoa.net/std/ConeSearch"),
+            ("xsi:type", "cs:ConeSearch"),
+            ("xmlns:cs", "http://www.ivoa.net/xml/ConeSearch/v1.0"),
+        ],
+    )
+    .open(
+        "interface",
+        &[
+            ("xsi:type", "vs:ParamHTTP"),
+            ("role", "std"),
+            ("version", "1.03"),
+        ],
+    )
+    .text("accessURL", &[("use", "base")], &format!("{base}/scs?"))
+    .close("interface")
+    .text("maxSR", &[], &MAX_SR_DEG.to_string())
+    .text("maxRecords", &[], &max_records.to_string())
+    .text("verbosity", &[], "true")
+    .open("testQuery", &[])
+    .text("ra", &[], "0.0")
+    .text("dec", &[], "0.0")
+    .text("sr", &[], "0.001")
+    .close("testQuery")
+    .close("capability");
 }

@@ -1,14 +1,17 @@
 //! `TAP_SCHEMA` (TAP 1.1 §4): the `schemas`, `tables`, `columns`, `keys` and `key_columns`
 //! tables, queryable with ADQL like any other, built on every scan from the tables the
-//! session serves at that moment (the catalog's and `--table`s), with units, UCDs and
-//! descriptions from the Arrow field metadata. [`describe`] is shared with the VOSI
-//! `/tap/tables` document.
+//! session serves at that moment (the catalog's and `--table`s, `ivoa.ObsCore`, and
+//! TAP_SCHEMA itself), with units, UCDs, utypes and descriptions from the Arrow field
+//! metadata. Columns of the standard tables are flagged `std`; names that are not ADQL
+//! regular identifiers (`"size"`, `"_healpix_29"`) are listed delimited; `keys` holds the
+//! five foreign keys TAP 1.1 defines between the TAP_SCHEMA tables. [`describe`] is shared
+//! with the VOSI `/tap/tables` document.
 
 use super::votable;
 use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
-use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 use std::sync::Arc;
@@ -17,6 +20,293 @@ use std::sync::Arc;
 pub const NAME: &str = "tap_schema";
 /// The schema the served tables live in.
 pub const PUBLIC: &str = "public";
+
+/// ADQL 2.1's reserved words (§2.1.2: SQL-92's and ADQL's own): a column with one of these
+/// names, or any name that is not a regular identifier, is listed delimited (`"size"`).
+const RESERVED: &[&str] = &[
+    "ABSOLUTE",
+    "ACTION",
+    "ADD",
+    "ALL",
+    "ALLOCATE",
+    "ALTER",
+    "AND",
+    "ANY",
+    "ARE",
+    "AS",
+    "ASC",
+    "ASSERTION",
+    "AT",
+    "AUTHORIZATION",
+    "AVG",
+    "BEGIN",
+    "BETWEEN",
+    "BIT",
+    "BIT_LENGTH",
+    "BOTH",
+    "BY",
+    "CASCADE",
+    "CASCADED",
+    "CASE",
+    "CAST",
+    "CATALOG",
+    "CHAR",
+    "CHARACTER",
+    "CHAR_LENGTH",
+    "CHARACTER_LENGTH",
+    "CHECK",
+    "CLOSE",
+    "COALESCE",
+    "COLLATE",
+    "COLLATION",
+    "COLUMN",
+    "COMMIT",
+    "CONNECT",
+    "CONNECTION",
+    "CONSTRAINT",
+    "CONSTRAINTS",
+    "CONTINUE",
+    "CONVERT",
+    "CORRESPONDING",
+    "COUNT",
+    "CREATE",
+    "CROSS",
+    "CURRENT",
+    "CURRENT_DATE",
+    "CURRENT_TIME",
+    "CURRENT_TIMESTAMP",
+    "CURRENT_USER",
+    "CURSOR",
+    "DATE",
+    "DAY",
+    "DEALLOCATE",
+    "DECIMAL",
+    "DECLARE",
+    "DEFAULT",
+    "DEFERRABLE",
+    "DEFERRED",
+    "DELETE",
+    "DESC",
+    "DESCRIBE",
+    "DESCRIPTOR",
+    "DIAGNOSTICS",
+    "DISCONNECT",
+    "DISTINCT",
+    "DOMAIN",
+    "DOUBLE",
+    "DROP",
+    "ELSE",
+    "END",
+    "END-EXEC",
+    "ESCAPE",
+    "EXCEPT",
+    "EXCEPTION",
+    "EXEC",
+    "EXECUTE",
+    "EXISTS",
+    "EXTERNAL",
+    "EXTRACT",
+    "FALSE",
+    "FETCH",
+    "FIRST",
+    "FLOAT",
+    "FOR",
+    "FOREIGN",
+    "FOUND",
+    "FROM",
+    "FULL",
+    "GET",
+    "GLOBAL",
+    "GO",
+    "GOTO",
+    "GRANT",
+    "GROUP",
+    "HAVING",
+    "HOUR",
+    "IDENTITY",
+    "IMMEDIATE",
+    "IN",
+    "INDICATOR",
+    "INITIALLY",
+    "INNER",
+    "INPUT",
+    "INSENSITIVE",
+    "INSERT",
+    "INT",
+    "INTEGER",
+    "INTERSECT",
+    "INTERVAL",
+    "INTO",
+    "IS",
+    "ISOLATION",
+    "JOIN",
+    "KEY",
+    "LANGUAGE",
+    "LAST",
+    "LEADING",
+    "LEFT",
+    "LEVEL",
+    "LIKE",
+    "LOCAL",
+    "LOWER",
+    "MATCH",
+    "MAX",
+    "MIN",
+    "MINUTE",
+    "MODULE",
+    "MONTH",
+    "NAMES",
+    "NATIONAL",
+    "NATURAL",
+    "NCHAR",
+    "NEXT",
+    "NO",
+    "NOT",
+    "NULL",
+    "NULLIF",
+    "NUMERIC",
+    "OCTET_LENGTH",
+    "OF",
+    "ON",
+    "ONLY",
+    "OPEN",
+    "OPTION",
+    "OR",
+    "ORDER",
+    "OUTER",
+    "OUTPUT",
+    "OVERLAPS",
+    "PAD",
+    "PARTIAL",
+    "POSITION",
+    "PRECISION",
+    "PREPARE",
+    "PRESERVE",
+    "PRIMARY",
+    "PRIOR",
+    "PRIVILEGES",
+    "PROCEDURE",
+    "PUBLIC",
+    "READ",
+    "REAL",
+    "REFERENCES",
+    "RELATIVE",
+    "RESTRICT",
+    "REVOKE",
+    "RIGHT",
+    "ROLLBACK",
+    "ROWS",
+    "SCHEMA",
+    "SCROLL",
+    "SECOND",
+    "SECTION",
+    "SELECT",
+    "SESSION",
+    "SESSION_USER",
+    "SET",
+    "SIZE",
+    "SMALLINT",
+    "SOME",
+    "SPACE",
+    "SQL",
+    "SQLCODE",
+    "SQLERROR",
+    "SQLSTATE",
+    "SUBSTRING",
+    "SUM",
+    "SYSTEM_USER",
+    "TABLE",
+    "TEMPORARY",
+    "THEN",
+    "TIME",
+    "TIMESTAMP",
+    "TIMEZONE_HOUR",
+    "TIMEZONE_MINUTE",
+    "TO",
+    "TRAILING",
+    "TRANSACTION",
+    "TRANSLATE",
+    "TRANSLATION",
+    "TRIM",
+    "TRUE",
+    "UNION",
+    "UNIQUE",
+    "UNKNOWN",
+    "UPDATE",
+    "UPPER",
+    "USAGE",
+    "USER",
+    "USING",
+    "VALUE",
+    "VALUES",
+    "VARCHAR",
+    "VARYING",
+    "VIEW",
+    "WHEN",
+    "WHENEVER",
+    "WHERE",
+    "WITH",
+    "WORK",
+    "WRITE",
+    "YEAR",
+    "ZONE",
+    "ABS",
+    "ACOS",
+    "AREA",
+    "ASIN",
+    "ATAN",
+    "ATAN2",
+    "BIT_AND",
+    "BIT_NOT",
+    "BIT_OR",
+    "BIT_XOR",
+    "BOX",
+    "CEILING",
+    "CENTROID",
+    "CIRCLE",
+    "CONTAINS",
+    "COORD1",
+    "COORD2",
+    "COORDSYS",
+    "COS",
+    "COT",
+    "DEGREES",
+    "DISTANCE",
+    "EXP",
+    "FLOOR",
+    "ILIKE",
+    "INTERSECTS",
+    "IN_UNIT",
+    "LOG",
+    "LOG10",
+    "MOD",
+    "PI",
+    "POINT",
+    "POLYGON",
+    "POWER",
+    "RADIANS",
+    "REGION",
+    "RAND",
+    "ROUND",
+    "SIN",
+    "SQRT",
+    "TOP",
+    "TAN",
+    "TRUNCATE",
+    "OFFSET",
+];
+
+/// The name as ADQL must spell it: as is when it is a regular identifier, else delimited.
+pub fn adql_name(name: &str) -> String {
+    let regular = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !RESERVED.contains(&name.to_ascii_uppercase().as_str());
+    if regular {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
 
 /// One column of a served table.
 #[derive(Debug, Clone)]
@@ -27,6 +317,7 @@ pub struct ColumnDesc {
     pub xtype: Option<&'static str>,
     pub unit: Option<String>,
     pub ucd: Option<String>,
+    pub utype: Option<String>,
     pub description: Option<String>,
 }
 
@@ -37,6 +328,11 @@ pub struct TableDesc {
     pub name: String,
     pub description: String,
     pub columns: Vec<ColumnDesc>,
+    /// `table` or `view`.
+    pub kind: &'static str,
+    /// Whether the table is one the TAP standard defines (TAP_SCHEMA, ivoa.ObsCore): its
+    /// columns are flagged `std`.
+    pub standard: bool,
 }
 
 fn table_description(name: &str) -> String {
@@ -53,36 +349,54 @@ fn columns_of(schema: &Schema) -> Vec<ColumnDesc> {
         .fields()
         .iter()
         .map(|f| {
-            let (datatype, arraysize, xtype) = votable::votable_type(f.data_type());
+            let t = votable::votable_type(f);
+            let (datatype, arraysize, xtype) = (t.datatype, t.arraysize, t.xtype);
             let md = f.metadata();
             let get = |k: &str| md.get(k).filter(|v| !v.is_empty()).cloned();
             ColumnDesc {
-                name: f.name().clone(),
+                name: adql_name(f.name()),
                 datatype,
                 arraysize,
                 xtype,
                 unit: get("unit"),
                 ucd: get("ucd"),
+                utype: get("utype"),
                 description: get("description"),
             }
         })
         .collect()
 }
 
-/// The served tables (sorted by name) and the TAP_SCHEMA tables themselves.
-pub async fn describe(public: &dyn SchemaProvider) -> Result<Vec<TableDesc>> {
-    let mut names = public.table_names();
-    names.sort();
+/// The served tables (sorted by name), `ivoa.ObsCore`, and the TAP_SCHEMA tables themselves.
+pub async fn describe(catalog: &dyn CatalogProvider) -> Result<Vec<TableDesc>> {
     let mut out = Vec::new();
-    for name in names {
-        if let Some(t) = public.table(&name).await? {
-            out.push(TableDesc {
-                schema: PUBLIC,
-                description: table_description(&name),
-                columns: columns_of(&t.schema()),
-                name,
-            });
+    if let Some(public) = catalog.schema(PUBLIC) {
+        let mut names = public.table_names();
+        names.sort();
+        for name in names {
+            if let Some(t) = public.table(&name).await? {
+                out.push(TableDesc {
+                    schema: PUBLIC,
+                    description: table_description(&name),
+                    columns: columns_of(&t.schema()),
+                    name,
+                    kind: "table",
+                    standard: false,
+                });
+            }
         }
+    }
+    if let Some(ivoa) = catalog.schema(super::obscore::SCHEMA)
+        && let Some(t) = ivoa.table(super::obscore::TABLE).await?
+    {
+        out.push(TableDesc {
+            schema: "ivoa",
+            name: "ivoa.ObsCore".into(),
+            description: "ObsCore 1.1: the ingested images as data products (one row per image plane)".into(),
+            columns: columns_of(&t.schema()),
+            kind: "view",
+            standard: true,
+        });
     }
     for (name, schema) in tap_tables() {
         out.push(TableDesc {
@@ -90,10 +404,52 @@ pub async fn describe(public: &dyn SchemaProvider) -> Result<Vec<TableDesc>> {
             name: format!("TAP_SCHEMA.{name}"),
             description: format!("TAP_SCHEMA.{name}: service metadata"),
             columns: columns_of(&schema),
+            kind: "table",
+            standard: true,
         });
     }
     Ok(out)
 }
+
+/// The foreign keys TAP 1.1 §4 defines between the TAP_SCHEMA tables:
+/// (key_id, from_table, target_table, from_column, target_column).
+pub const KEYS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "tables_schema_name",
+        "TAP_SCHEMA.tables",
+        "TAP_SCHEMA.schemas",
+        "schema_name",
+        "schema_name",
+    ),
+    (
+        "columns_table_name",
+        "TAP_SCHEMA.columns",
+        "TAP_SCHEMA.tables",
+        "table_name",
+        "table_name",
+    ),
+    (
+        "keys_from_table",
+        "TAP_SCHEMA.keys",
+        "TAP_SCHEMA.tables",
+        "from_table",
+        "table_name",
+    ),
+    (
+        "keys_target_table",
+        "TAP_SCHEMA.keys",
+        "TAP_SCHEMA.tables",
+        "target_table",
+        "table_name",
+    ),
+    (
+        "key_columns_key_id",
+        "TAP_SCHEMA.key_columns",
+        "TAP_SCHEMA.keys",
+        "key_id",
+        "key_id",
+    ),
+];
 
 fn s(name: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
@@ -183,35 +539,66 @@ fn principal(column: &str) -> bool {
 /// The provider registered as `tap_schema` in the serving catalog.
 #[derive(Debug)]
 pub struct TapSchema {
-    public: Arc<dyn SchemaProvider>,
+    catalog: std::sync::Weak<dyn CatalogProvider>,
 }
 
 impl TapSchema {
-    pub fn new(public: Arc<dyn SchemaProvider>) -> Self {
-        TapSchema { public }
+    pub fn new(catalog: &Arc<dyn CatalogProvider>) -> Self {
+        TapSchema {
+            catalog: Arc::downgrade(catalog),
+        }
     }
 
     async fn batch(&self, name: &str, schema: SchemaRef) -> Result<RecordBatch> {
-        let tables = describe(self.public.as_ref()).await?;
+        let Some(catalog) = self.catalog.upgrade() else {
+            return datafusion::common::plan_err!("the catalog is gone");
+        };
+        let tables = describe(catalog.as_ref()).await?;
         let strs = |v: Vec<Option<String>>| Arc::new(StringArray::from(v)) as ArrayRef;
         let ints = |v: Vec<Option<i32>>| Arc::new(Int32Array::from(v)) as ArrayRef;
         let columns: Vec<ArrayRef> = match name {
-            "schemas" => vec![
-                strs(vec![Some(PUBLIC.into()), Some("TAP_SCHEMA".into())]),
-                strs(vec![None, None]),
-                strs(vec![
-                    Some("The astropipe catalog".into()),
-                    Some("TAP service metadata".into()),
-                ]),
-                ints(vec![Some(0), Some(1)]),
-            ],
+            "schemas" => {
+                let mut names: Vec<&str> = Vec::new();
+                for t in &tables {
+                    if !names.contains(&t.schema) {
+                        names.push(t.schema);
+                    }
+                }
+                let desc = |n: &str| match n {
+                    PUBLIC => "The astropipe catalog",
+                    "ivoa" => "IVOA standard views (ObsCore)",
+                    _ => "TAP service metadata",
+                };
+                vec![
+                    strs(names.iter().map(|n| Some(n.to_string())).collect()),
+                    strs(names.iter().map(|_| None).collect()),
+                    strs(names.iter().map(|n| Some(desc(n).to_string())).collect()),
+                    ints((0..names.len() as i32).map(Some).collect()),
+                ]
+            }
             "tables" => vec![
                 strs(tables.iter().map(|t| Some(t.schema.to_string())).collect()),
                 strs(tables.iter().map(|t| Some(t.name.clone())).collect()),
-                strs(tables.iter().map(|_| Some("table".into())).collect()),
+                strs(tables.iter().map(|t| Some(t.kind.into())).collect()),
                 strs(tables.iter().map(|_| None).collect()),
                 strs(tables.iter().map(|t| Some(t.description.clone())).collect()),
                 ints((0..tables.len() as i32).map(Some).collect()),
+            ],
+            "keys" => vec![
+                strs(KEYS.iter().map(|k| Some(k.0.into())).collect()),
+                strs(KEYS.iter().map(|k| Some(k.1.into())).collect()),
+                strs(KEYS.iter().map(|k| Some(k.2.into())).collect()),
+                strs(KEYS.iter().map(|_| None).collect()),
+                strs(
+                    KEYS.iter()
+                        .map(|k| Some(format!("{} references {}", k.1, k.2)))
+                        .collect(),
+                ),
+            ],
+            "key_columns" => vec![
+                strs(KEYS.iter().map(|k| Some(k.0.into())).collect()),
+                strs(KEYS.iter().map(|k| Some(k.3.into())).collect()),
+                strs(KEYS.iter().map(|k| Some(k.4.into())).collect()),
             ],
             "columns" => {
                 let rows: Vec<(&TableDesc, usize, &ColumnDesc)> = tables
@@ -221,7 +608,7 @@ impl TapSchema {
                 vec![
                     strs(rows.iter().map(|r| Some(r.0.name.clone())).collect()),
                     strs(rows.iter().map(|r| Some(r.2.name.clone())).collect()),
-                    strs(rows.iter().map(|_| None).collect()),
+                    strs(rows.iter().map(|r| r.2.utype.clone()).collect()),
                     strs(rows.iter().map(|r| r.2.ucd.clone()).collect()),
                     strs(rows.iter().map(|r| r.2.unit.clone()).collect()),
                     strs(rows.iter().map(|r| r.2.description.clone()).collect()),
@@ -236,10 +623,10 @@ impl TapSchema {
                     ),
                     ints(
                         rows.iter()
-                            .map(|r| Some((r.2.name == "_healpix_29") as i32))
+                            .map(|r| Some((r.2.name == "\"_healpix_29\"") as i32))
                             .collect(),
                     ),
-                    ints(rows.iter().map(|_| Some(0)).collect()),
+                    ints(rows.iter().map(|r| Some(r.0.standard as i32)).collect()),
                     ints(rows.iter().map(|r| Some(r.1 as i32)).collect()),
                 ]
             }
@@ -289,11 +676,9 @@ impl SchemaProvider for TapSchema {
 /// Registers `TAP_SCHEMA` next to the served tables of `ctx` (ADQL clients query it; unquoted
 /// names fold to lower case, quoted ones keep theirs, so both spellings are registered).
 pub fn register(ctx: &datafusion::prelude::SessionContext) -> datafusion::error::Result<()> {
-    if let Some(cat) = ctx.catalog("astropipe")
-        && let Some(public) = cat.schema(PUBLIC)
-    {
+    if let Some(cat) = ctx.catalog("astropipe") {
         let tap: std::sync::Arc<dyn datafusion::catalog::SchemaProvider> =
-            std::sync::Arc::new(TapSchema::new(public));
+            std::sync::Arc::new(TapSchema::new(&cat));
         for name in [NAME, "TAP_SCHEMA"] {
             cat.register_schema(name, tap.clone())?;
         }

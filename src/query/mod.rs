@@ -6,6 +6,7 @@
 //! - [`table`]: the Parquet table provider that prunes by sky region;
 //! - [`discover`]: `--table NAME=URI` (HATS catalogs, collections, Parquet datasets);
 //! - [`functions`]: the table functions `cone_search` and `xmatch` ([`xmatch`]);
+//! - [`skyjoin`]: joins of any table with a sky table on proximity, pruned like `xmatch`;
 //! - [`engine`]: where queries from the network run (a big-stack runtime of their own) under
 //!   their [`limits`], after [`statement`]'s size and depth checks; [`bounded`] keeps
 //!   functions such as `repeat` from building values larger than allowed.
@@ -17,6 +18,7 @@ pub mod functions;
 pub mod guard;
 pub mod limits;
 pub mod session;
+pub mod skyjoin;
 pub mod statement;
 pub mod table;
 pub mod xmatch;

@@ -70,6 +70,26 @@ pub fn catalog_tables() -> [(&'static str, SchemaRef); 2] {
     ]
 }
 
+/// Plans queries with DataFusion's planner plus our extension nodes ([`super::skyjoin`]).
+#[derive(Debug)]
+pub struct SkyQueryPlanner;
+
+#[async_trait::async_trait]
+impl datafusion::execution::context::QueryPlanner for SkyQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        plan: &datafusion::logical_expr::LogicalPlan,
+        session: &dyn datafusion::catalog::Session,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        use datafusion::physical_planner::PhysicalPlanner;
+        datafusion::physical_planner::DefaultPhysicalPlanner::with_extension_planners(vec![
+            Arc::new(super::skyjoin::SkyJoinPlanner),
+        ])
+        .create_physical_plan(plan, session)
+        .await
+    }
+}
+
 /// A new context with the UDFs registered and the catalog's store reachable.
 pub fn new_context(loc: &Location) -> Result<SessionContext, SessionError> {
     new_context_with_memory(loc, None)
@@ -86,19 +106,24 @@ pub fn new_context_with_memory(
         .with_information_schema(true)
         .with_default_catalog_and_schema("astropipe", "public")
         .with_extension(tables.clone());
-    let mut ctx = match memory_limit {
-        None => SessionContext::new_with_config(config),
-        Some(limit) => {
-            let rt = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-                .with_memory_limit(limit, 1.0)
-                .build_arc()
-                .map_err(|source| SessionError::Register {
-                    table: "(runtime)".into(),
-                    source,
-                })?;
-            SessionContext::new_with_config_rt(config, rt)
-        }
+    let rt = match memory_limit {
+        None => Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default()),
+        Some(limit) => datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_limit(limit, 1.0)
+            .build_arc()
+            .map_err(|source| SessionError::Register {
+                table: "(runtime)".into(),
+                source,
+            })?,
     };
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(rt)
+        .with_default_features()
+        .with_optimizer_rule(Arc::new(super::skyjoin::SkyJoinRule))
+        .with_query_planner(Arc::new(SkyQueryPlanner))
+        .build();
+    let mut ctx = SessionContext::new_with_state(state);
     ctx.register_object_store(&loc.store_url, loc.store.clone());
     let registry: &mut dyn FunctionRegistry = &mut ctx;
     astropipe_udfs::register_all(registry).map_err(|source| SessionError::Register {

@@ -35,8 +35,8 @@ pub enum ServeError {
     },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Tap(#[from] crate::ivoa::tap::TapError),
+    #[error("ivoa.ObsCore: {0}")]
+    ObsCore(datafusion::error::DataFusionError),
 }
 
 /// Settings of the catalog service.
@@ -62,8 +62,12 @@ pub struct ServeOptions {
     pub client_queries: usize,
     /// Connection deadlines and caps.
     pub conn: ConnLimits,
-    /// Async TAP jobs one client may keep, and where their results are written.
+    /// Async TAP jobs one client may keep, results and uploads.
     pub tap: TapLimits,
+    /// Where async TAP jobs live (default: the catalog's store).
+    pub tap_jobs: Option<String>,
+    /// The public base URL for links in results (default: http:// and the bound address).
+    pub public_url: Option<String>,
     /// Flight SQL prepared statements one client may keep open.
     pub prepared_per_client: usize,
 }
@@ -92,6 +96,8 @@ impl ServeOptions {
             spill: 4 << 30,
             client_queries: 4,
             tap: TapLimits::default(),
+            tap_jobs: None,
+            public_url: None,
             prepared_per_client: 64,
         }
     }
@@ -152,14 +158,23 @@ impl Server {
             store_ok_at: AtomicU64::new(0),
             refresh: opts.refresh,
         });
-        let jobs = Arc::new(Jobs::new(opts.tap.clone())?);
-        state.refresh().await?;
+        let jobs_loc = match &opts.tap_jobs {
+            Some(uri) => Location::open(uri)?,
+            None => state.loc.clone(),
+        };
+        let jobs = Arc::new(Jobs::new(jobs_loc, opts.tap.clone()));
         let listener = tokio::net::TcpListener::bind(opts.addr)
             .await
             .map_err(|source| ServeError::Bind {
                 addr: opts.addr.to_string(),
                 source,
             })?;
+        let public = match &opts.public_url {
+            Some(u) => u.clone(),
+            None => format!("http://{}", listener.local_addr()?),
+        };
+        crate::ivoa::obscore::register(&state.ctx, &public).map_err(ServeError::ObsCore)?;
+        state.refresh().await?;
         let flight =
             match opts.flight_addr {
                 Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|source| {
@@ -232,6 +247,7 @@ impl Server {
                 }
             })
         });
+        let sweeper = self.jobs.start_sweeper(self.state.clone());
         let app = http::router(self.state.clone(), self.jobs.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "serving");
         let stop = async move {
@@ -247,6 +263,7 @@ impl Server {
         )
         .await;
         refresher.abort();
+        sweeper.abort();
         if let Some(f) = flight {
             let _ = f.await;
         }

@@ -116,7 +116,21 @@ pub async fn stream_query_in_slot(
     ucds: &[(&str, &str)],
     slot: Option<Slot>,
 ) -> Result<Response, ApiError> {
-    let limited = query::execute(&state.ctx, sql, None, limits, &state.budget).await?;
+    stream_query_on(state, &state.ctx, sql, format, limits, ucds, slot).await
+}
+
+/// [`stream_query_in_slot`] on another session than the service's (one that sees a query's
+/// own tables, such as TAP uploads), under the service's budgets.
+pub async fn stream_query_on(
+    state: &AppState,
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+    format: Format,
+    limits: &query::Limits,
+    ucds: &[(&str, &str)],
+    slot: Option<Slot>,
+) -> Result<Response, ApiError> {
+    let limited = query::execute(ctx, sql, None, limits, &state.budget).await?;
     let truncated = limited.truncated.clone();
     let mut stream = limited.stream;
     let schema = with_ucds(&stream.schema(), ucds);

@@ -139,7 +139,7 @@ async fn start_service(s: &Scratch) -> Service {
             "3",
             "--trusted-proxy",
             "127.0.0.1",
-            "--tap-results-dir",
+            "--tap-jobs",
             &results_dir,
         ],
         &[("TMPDIR", &tmpdir)],
@@ -336,7 +336,7 @@ async fn hostile_queries_get_clear_errors_and_the_service_stays_up() {
     assert!(body.len() < 6 << 20, "{}", body.len());
     assert!(String::from_utf8_lossy(&body[body.len().saturating_sub(2000)..]).contains("OVERFLOW"));
 
-    // Async jobs: results on disk, not in memory.
+    // Async jobs: results in the store (here a directory), not in memory.
     let rss_before = svc.proc.status_kib("VmRSS");
     let mut jobs = Vec::new();
     for _ in 0..4 {

@@ -20,4 +20,5 @@ mod query;
 mod s3;
 mod server;
 mod service;
+mod tap;
 mod worker;

@@ -1,20 +1,35 @@
-//! VOTable 1.4 output (TABLEDATA serialisation), written batch by batch so results stream:
-//! the head (`RESOURCE type="results"`, a `QUERY_STATUS` OK `INFO`, one `FIELD` per column with
-//! the column's `unit`, `ucd` and `description` from the Arrow field metadata), then `TR` rows,
-//! then the tail, which may carry a second `QUERY_STATUS` — `OVERFLOW` when the row limit cut
-//! the result, `ERROR` when execution failed mid-stream — as DALI allows (clients such as pyvo
-//! take the last status).
+//! VOTable 1.4 output, written batch by batch so results stream: the head (`RESOURCE
+//! type="results"`, a `QUERY_STATUS` OK `INFO`, the ICRS `COOSYS` that position fields
+//! reference, one `FIELD` per column with the column's `unit`, `ucd` and `description` from
+//! the Arrow field metadata, under a readable unique name), then the rows as `TABLEDATA` or
+//! `BINARY2` ([`binary2`]), then the tail, which may carry a second `QUERY_STATUS` —
+//! `OVERFLOW` when the row limit cut the result, `ERROR` when execution failed mid-stream —
+//! as DALI allows (clients such as pyvo take the last status). [`read`] parses uploads.
 //!
 //! Types: booleans → `boolean`; 8/16-bit integers → `short`; 32-bit → `int`; 64-bit (and
 //! unsigned 32/64) → `long`; floats → `float`/`double` (NaN, `+Inf`, `-Inf`); strings →
-//! `char` with `arraysize="*"`; timestamps and dates → ISO 8601 `char` with
-//! `xtype="timestamp"`; lists of numbers → variable-length arrays. A null is an empty `TD`.
+//! `unicodeChar` with `arraysize="*"`, or `char` when the column is marked ASCII
+//! ([`ASCII`]: identifiers, FITS header values); timestamps and dates → ISO 8601 `char` with
+//! `xtype="timestamp"`; lists of numbers → variable-length arrays; DALI geometries (fields
+//! whose [`XTYPE`] metadata says `point`, `circle`, `polygon`) → `double` arrays with that
+//! xtype. A null is an empty `TD` (BINARY2: its null flag).
+
+pub mod binary2;
+pub mod read;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Schema};
 use arrow::error::ArrowError;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use std::fmt::Write;
+
+/// Field metadata key saying a string column holds only ASCII (identifiers, FITS header
+/// values): it is declared `char`; other strings are `unicodeChar`.
+pub const ASCII: &str = "votable.ascii";
+/// Field metadata key of a DALI extended type (`point`, `circle`, `polygon`, `timestamp`).
+pub const XTYPE: &str = "xtype";
+/// The `ID` of the document's ICRS coordinate system, referenced by position fields.
+pub const COOSYS_ID: &str = "icrs";
 
 /// Escapes text for XML content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -34,43 +49,196 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// The VOTable datatype, arraysize and xtype of an Arrow type.
-pub fn votable_type(dt: &DataType) -> (&'static str, Option<&'static str>, Option<&'static str>) {
-    match dt {
-        DataType::Boolean => ("boolean", None, None),
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => ("short", None, None),
-        DataType::Int32 | DataType::UInt16 => ("int", None, None),
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => ("long", None, None),
-        DataType::Float16 | DataType::Float32 => ("float", None, None),
+/// How a column is declared: VOTable datatype, arraysize and xtype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoType {
+    pub datatype: &'static str,
+    pub arraysize: Option<&'static str>,
+    pub xtype: Option<&'static str>,
+}
+
+/// The VOTable type of an Arrow field (its data type, plus the `xtype` and ASCII metadata).
+pub fn votable_type(f: &Field) -> VoType {
+    let md = f.metadata();
+    let geometry = match md.get(XTYPE).map(String::as_str) {
+        Some("point") => Some(("point", "2")),
+        Some("circle") => Some(("circle", "3")),
+        Some("polygon") => Some(("polygon", "*")),
+        _ => None,
+    };
+    if let Some((x, n)) = geometry {
+        return VoType {
+            datatype: "double",
+            arraysize: Some(n),
+            xtype: Some(x),
+        };
+    }
+    let ascii = md.get(ASCII).is_some_and(|v| v == "true");
+    let t = |datatype, arraysize, xtype| VoType {
+        datatype,
+        arraysize,
+        xtype,
+    };
+    match f.data_type() {
+        DataType::Boolean => t("boolean", None, None),
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => t("short", None, None),
+        DataType::Int32 | DataType::UInt16 => t("int", None, None),
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => t("long", None, None),
+        DataType::Float16 | DataType::Float32 => t("float", None, None),
         DataType::Float64 | DataType::Decimal128(..) | DataType::Decimal256(..) => {
-            ("double", None, None)
+            t("double", None, None)
         }
         DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => {
-            ("char", Some("*"), Some("timestamp"))
+            t("char", Some("*"), Some("timestamp"))
         }
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-            match votable_type(f.data_type()) {
-                (t, None, None) => (t, Some("*"), None),
-                _ => ("char", Some("*"), None),
+        DataType::List(inner) | DataType::LargeList(inner) | DataType::FixedSizeList(inner, _) => {
+            match votable_type(inner) {
+                VoType {
+                    datatype,
+                    arraysize: None,
+                    xtype: None,
+                } => t(datatype, Some("*"), None),
+                _ => t("unicodeChar", Some("*"), None),
             }
         }
-        _ => ("char", Some("*"), None),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            // Text that declares what it holds: an STC-S region, an ISO time (an upload's).
+            let xtype = match md.get(XTYPE).map(String::as_str) {
+                Some("adql:REGION") => Some("adql:REGION"),
+                Some("timestamp") => Some("timestamp"),
+                _ => None,
+            };
+            t(if ascii { "char" } else { "unicodeChar" }, Some("*"), xtype)
+        }
+        _ => t("unicodeChar", Some("*"), None),
     }
 }
 
-/// The `FIELD` element of a column.
-fn field_xml(f: &Field) -> String {
-    let (datatype, arraysize, xtype) = votable_type(f.data_type());
+/// Whether a field is a sky position (its UCD says so, or it is a geometry): it references
+/// the document's `COOSYS`.
+fn positional(f: &Field, t: &VoType) -> bool {
+    let ucd = f.metadata().get("ucd").map(String::as_str).unwrap_or("");
+    ucd.starts_with("pos.eq")
+        || ucd.starts_with("POS_EQ_")
+        || matches!(t.xtype, Some("point" | "circle" | "polygon"))
+}
+
+/// Readable, unique column names: DataFusion names an unaliased expression after its text
+/// (`sources.flux * Int64(2)`); qualifiers and literal type wrappers are dropped (`flux * 2`)
+/// and repeats get `_2`, `_3`, ...
+pub fn column_names(schema: &Schema) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let base = readable(f.name());
+            let mut name = base.clone();
+            let mut k = 2;
+            while !seen.insert(name.to_ascii_lowercase()) {
+                name = format!("{base}_{k}");
+                k += 1;
+            }
+            name
+        })
+        .collect()
+}
+
+fn readable(name: &str) -> String {
+    if name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return name.to_string();
+    }
+    let mut out = String::with_capacity(name.len());
+    let chars: Vec<char> = name.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        // An identifier run: drop `qualifier.` prefixes and `Type(` literal wrappers.
+        if chars[i].is_alphabetic() || chars[i] == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            if chars.get(i) == Some(&'.')
+                && chars
+                    .get(i + 1)
+                    .is_some_and(|c| c.is_alphabetic() || *c == '_')
+            {
+                i += 1; // a qualifier
+                continue;
+            }
+            let literal_types = [
+                "Int8",
+                "Int16",
+                "Int32",
+                "Int64",
+                "UInt8",
+                "UInt16",
+                "UInt32",
+                "UInt64",
+                "Float32",
+                "Float64",
+                "Utf8",
+                "Utf8View",
+                "LargeUtf8",
+                "Boolean",
+                "Decimal128",
+            ];
+            if chars.get(i) == Some(&'(') && literal_types.contains(&word.as_str()) {
+                // Copy the literal inside, then skip the closing parenthesis.
+                let mut depth = 0;
+                i += 1;
+                let lit_start = i;
+                while i < chars.len() && !(chars[i] == ')' && depth == 0) {
+                    match chars[i] {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                let lit: String = chars[lit_start..i.min(chars.len())].iter().collect();
+                if word.contains("Utf8") {
+                    out.push('\'');
+                    out.push_str(lit.trim_matches('"'));
+                    out.push('\'');
+                } else {
+                    out.push_str(&lit);
+                }
+                i += 1;
+                continue;
+            }
+            out.push_str(&word);
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    let out = out.trim().to_string();
+    if out.is_empty() {
+        name.to_string()
+    } else {
+        out
+    }
+}
+
+/// The `FIELD` element of a column, named `name`.
+fn field_xml(f: &Field, name: &str) -> String {
+    let t = votable_type(f);
     let md = f.metadata();
     let mut s = format!(
-        "<FIELD name=\"{}\" datatype=\"{datatype}\"",
-        escape(f.name())
+        "<FIELD name=\"{}\" datatype=\"{}\"",
+        escape(name),
+        t.datatype
     );
-    if let Some(a) = arraysize {
+    if let Some(a) = t.arraysize {
         let _ = write!(s, " arraysize=\"{a}\"");
     }
-    if let Some(x) = xtype {
+    if let Some(x) = t.xtype {
         let _ = write!(s, " xtype=\"{x}\"");
+    }
+    if positional(f, &t) {
+        let _ = write!(s, " ref=\"{COOSYS_ID}\"");
     }
     for key in ["unit", "ucd", "utype"] {
         if let Some(v) = md.get(key).filter(|v| !v.is_empty()) {
@@ -104,14 +272,34 @@ pub enum Ending {
     Error(String),
 }
 
+/// The serialisation of the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serialization {
+    /// XML `TR`/`TD` rows.
+    TableData,
+    /// Base64 binary rows with null flags (VOTable 1.3+), several times smaller and faster.
+    Binary2,
+}
+
 /// Streams one results table.
 pub struct VotableEncoder {
     columns: usize,
+    types: Vec<VoType>,
+    binary: Option<binary2::Writer>,
 }
 
 impl VotableEncoder {
-    /// Starts a table of `schema`; `infos` are extra `INFO` name/value pairs for the head.
+    /// Starts a TABLEDATA table of `schema`; `infos` are extra `INFO` name/value pairs.
     pub fn new(schema: &Schema, infos: &[(&str, String)]) -> (Self, String) {
+        Self::with_serialization(schema, infos, Serialization::TableData)
+    }
+
+    /// Starts a table in the given serialisation.
+    pub fn with_serialization(
+        schema: &Schema,
+        infos: &[(&str, String)],
+        ser: Serialization,
+    ) -> (Self, String) {
         let mut s = String::from(PROLOGUE);
         s.push_str("<INFO name=\"QUERY_STATUS\" value=\"OK\"/>\n");
         for (name, value) in infos {
@@ -122,21 +310,35 @@ impl VotableEncoder {
                 escape(value)
             );
         }
+        let _ = writeln!(s, "<COOSYS ID=\"{COOSYS_ID}\" system=\"ICRS\"/>");
         s.push_str("<TABLE>\n");
-        for f in schema.fields() {
-            s.push_str(&field_xml(f));
+        let names = column_names(schema);
+        for (f, n) in schema.fields().iter().zip(&names) {
+            s.push_str(&field_xml(f, n));
             s.push('\n');
         }
-        s.push_str("<DATA><TABLEDATA>\n");
+        let types: Vec<VoType> = schema.fields().iter().map(|f| votable_type(f)).collect();
+        let binary = match ser {
+            Serialization::TableData => {
+                s.push_str("<DATA><TABLEDATA>\n");
+                None
+            }
+            Serialization::Binary2 => {
+                s.push_str("<DATA><BINARY2><STREAM encoding=\"base64\">\n");
+                Some(binary2::Writer::new(types.clone()))
+            }
+        };
         (
             VotableEncoder {
                 columns: schema.fields().len(),
+                types,
+                binary,
             },
             s,
         )
     }
 
-    /// The `TR` rows of one batch.
+    /// The rows of one batch.
     pub fn encode(&mut self, batch: &RecordBatch) -> Result<String, ArrowError> {
         if batch.num_columns() != self.columns {
             return Err(ArrowError::SchemaError(format!(
@@ -145,10 +347,14 @@ impl VotableEncoder {
                 self.columns
             )));
         }
+        if let Some(w) = &mut self.binary {
+            return w.encode(batch);
+        }
         let cells: Vec<Cells> = batch
             .columns()
             .iter()
-            .map(Cells::new)
+            .zip(&self.types)
+            .map(|(a, t)| Cells::new(a, t.datatype == "char"))
             .collect::<Result<_, _>>()?;
         let mut out = String::with_capacity(batch.num_rows() * self.columns * 16);
         let mut cell = String::new();
@@ -172,7 +378,10 @@ impl VotableEncoder {
 
     /// Closes the table, adding the final status when it is not plain success.
     pub fn finish(self, ending: &Ending) -> String {
-        let mut s = String::from("</TABLEDATA></DATA>\n</TABLE>\n");
+        let mut s = match self.binary {
+            Some(w) => w.finish() + "</STREAM></BINARY2></DATA>\n</TABLE>\n",
+            None => String::from("</TABLEDATA></DATA>\n</TABLE>\n"),
+        };
         match ending {
             Ending::Complete => {}
             Ending::Overflow => s.push_str(
@@ -196,6 +405,8 @@ enum Cells<'a> {
     F64(&'a arrow::array::PrimitiveArray<Float64Type>),
     F32(&'a arrow::array::PrimitiveArray<Float32Type>),
     List(&'a ArrayRef),
+    /// Declared `char`: anything beyond ASCII is written as `?`.
+    Ascii(&'a ArrayRef, ArrayFormatter<'a>),
     Other(&'a ArrayRef, ArrayFormatter<'a>),
 }
 
@@ -212,13 +423,14 @@ fn write_float(v: f64, out: &mut String) {
 }
 
 impl<'a> Cells<'a> {
-    fn new(a: &'a ArrayRef) -> Result<Self, ArrowError> {
+    fn new(a: &'a ArrayRef, ascii: bool) -> Result<Self, ArrowError> {
         Ok(match a.data_type() {
             DataType::Float64 => Cells::F64(a.as_primitive()),
             DataType::Float32 => Cells::F32(a.as_primitive()),
             DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
                 Cells::List(a)
             }
+            _ if ascii => Cells::Ascii(a, ArrayFormatter::try_new(a.as_ref(), &OPTIONS)?),
             _ => Cells::Other(a, ArrayFormatter::try_new(a.as_ref(), &OPTIONS)?),
         })
     }
@@ -244,7 +456,7 @@ impl<'a> Cells<'a> {
                         DataType::LargeList(_) => a.as_list::<i64>().value(row),
                         _ => a.as_fixed_size_list().value(row),
                     };
-                    let inner = Cells::new(&values)?;
+                    let inner = Cells::new(&values, false)?;
                     for i in 0..values.len() {
                         if i > 0 {
                             out.push(' ');
@@ -261,6 +473,12 @@ impl<'a> Cells<'a> {
                 if a.is_valid(row) {
                     write!(out, "{}", f.value(row))
                         .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+                }
+            }
+            Cells::Ascii(a, f) => {
+                if a.is_valid(row) {
+                    let text = f.value(row).to_string();
+                    out.extend(text.chars().map(|c| if c.is_ascii() { c } else { '?' }));
                 }
             }
         }
@@ -308,9 +526,9 @@ mod tests {
         .unwrap();
         let (mut enc, head) = VotableEncoder::new(&schema, &[("QUERY", "SELECT 1".into())]);
         assert!(head.contains(
-            "<FIELD name=\"ra\" datatype=\"double\" unit=\"deg\" ucd=\"pos.eq.ra;meta.main\"/>"
+            "<FIELD name=\"ra\" datatype=\"double\" ref=\"icrs\" unit=\"deg\" ucd=\"pos.eq.ra;meta.main\"/>"
         ));
-        assert!(head.contains("<FIELD name=\"id\" datatype=\"char\" arraysize=\"*\"/>"));
+        assert!(head.contains("<FIELD name=\"id\" datatype=\"unicodeChar\" arraysize=\"*\"/>"));
         assert!(head.contains("<FIELD name=\"radii\" datatype=\"double\" arraysize=\"*\"/>"));
         let rows = enc.encode(&batch).unwrap();
         assert_eq!(

@@ -6,21 +6,25 @@
 //! | `GET /v1/tables`, `GET /v1/tables/{name}` | [`tables`] |
 //! | `GET|POST /tap/sync` | [`crate::ivoa::tap::sync`] |
 //! | `/tap/async[/{id}[/...]]` | [`crate::ivoa::tap::uws`] |
-//! | `GET /tap/capabilities`, `/tap/availability`, `/tap/tables[/{name}]` | [`crate::ivoa::tap::vosi`] |
-//! | `GET /scs?RA=&DEC=&SR=` | [`crate::ivoa::scs`] |
+//! | `GET /tap/capabilities`, `/tap/availability`, `/tap/tables[/{name}]`, `/tap/examples` | [`crate::ivoa::tap::vosi`] |
+//! | `GET /scs?RA=&DEC=&SR=`, `GET /scs/capabilities`, `/scs/availability` | [`crate::ivoa::scs`] |
+//! | `GET|POST /sia/query`, `GET /sia/capabilities`, `/sia/availability` | [`crate::ivoa::sia`] |
+//! | `GET /v1/exposures/{id}/file` | [`exposures`] |
 //! | `GET /livez`, `/readyz`, `/healthz` | [`crate::http::probes`] |
 //! | `GET /metrics` | [`crate::http::metrics`] |
 //!
-//! Errors are JSON `{"code", "message"}` ([`crate::http::errors`]); TAP and Cone Search
-//! answer VOTable error documents.
+//! Errors are JSON `{"code", "message"}` ([`crate::http::errors`]); TAP, SIA and Cone Search
+//! answer VOTable error documents. Every response names the server (`Server: astropipe/x.y`).
+//! Request bodies are capped at 1 MiB, TAP's at the upload limit plus 1 MiB.
 
+pub mod exposures;
 pub mod sql;
 pub mod tables;
 
 use crate::http::auth::require_token;
 use crate::http::errors::ApiError;
-use crate::ivoa::scs;
 use crate::ivoa::tap::{self, Jobs};
+use crate::ivoa::{scs, sia};
 use crate::service::AppState;
 use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::routing::{get, post};
@@ -67,12 +71,19 @@ async fn readyz(
     crate::http::probes::ready(state.is_ready(), details)
 }
 
+/// `Server: astropipe/<version>` on every response (TAP validators ask for it).
+async fn server_header(mut r: axum::response::Response) -> axum::response::Response {
+    r.headers_mut().insert(
+        axum::http::header::SERVER,
+        axum::http::HeaderValue::from_static(concat!("astropipe/", env!("CARGO_PKG_VERSION"))),
+    );
+    r
+}
+
 pub fn router(app: Arc<AppState>, jobs: Arc<Jobs>) -> Router {
     let auth = app.auth.clone();
-    Router::new()
-        .route("/v1/sql", post(sql::post_sql))
-        .route("/v1/tables", get(tables::list))
-        .route("/v1/tables/{name}", get(tables::describe))
+    let tap_body = jobs.limits.upload_bytes as usize + (1 << 20);
+    let tap = Router::new()
         .route("/tap/sync", get(tap::sync::sync).post(tap::sync::sync))
         .route("/tap/async", get(tap::uws::list).post(tap::uws::create))
         .route(
@@ -84,19 +95,33 @@ pub fn router(app: Arc<AppState>, jobs: Arc<Jobs>) -> Router {
             "/tap/async/{id}/{item}",
             get(tap::uws::item).post(tap::uws::item),
         )
+        .route("/sia/query", get(sia::query).post(sia::query))
+        .layer(DefaultBodyLimit::max(tap_body));
+    Router::new()
+        .route("/v1/sql", post(sql::post_sql))
+        .route("/v1/tables", get(tables::list))
+        .route("/v1/tables/{name}", get(tables::describe))
+        .route("/v1/exposures/{id}/file", get(exposures::file))
         .route("/tap/capabilities", get(tap::vosi::capabilities))
         .route("/tap/availability", get(tap::vosi::availability))
         .route("/tap/tables", get(tap::vosi::tables))
         .route("/tap/tables/{name}", get(tap::vosi::table))
+        .route("/tap/examples", get(tap::vosi::examples))
+        .route("/sia/capabilities", get(sia::capabilities))
+        .route("/sia/availability", get(tap::vosi::availability))
         .route("/scs", get(scs::cone))
+        .route("/scs/capabilities", get(scs::capabilities))
+        .route("/scs/availability", get(tap::vosi::availability))
         .route("/livez", get(crate::http::probes::livez))
         .route("/readyz", get(readyz))
         .route("/healthz", get(readyz))
         .route("/metrics", get(crate::http::metrics::metrics_text))
+        .merge(tap)
         .fallback(crate::http::errors::not_found)
         .layer(axum::middleware::from_fn(crate::http::catch_panic))
         .layer(DefaultBodyLimit::max(sql::MAX_SQL_BYTES + 1))
         .layer(axum::middleware::from_fn_with_state(auth, require_token))
         .layer(axum::middleware::from_fn(crate::http::metrics::track))
+        .layer(axum::middleware::map_response(server_header))
         .with_state(Routes { app, jobs })
 }

@@ -11,7 +11,7 @@ use crate::telemetry::metrics;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,7 +53,19 @@ pub async fn post_sql(
     m.query_seconds
         .with_label_values(&["http"])
         .observe(t0.elapsed().as_secs_f64());
-    result
+    match result {
+        // A client that asked for a VOTable gets its errors as a VOTable error document.
+        Err(e) if matches!(format, Format::VOTable | Format::VOTableBinary2) => {
+            let mut r =
+                (e.status, crate::ivoa::votable::error_document(&e.message)).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/x-votable+xml"),
+            );
+            Ok(r)
+        }
+        other => other,
+    }
 }
 
 fn sql_text(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
