@@ -154,6 +154,23 @@ pub enum JobError {
     Busy,
 }
 
+/// Why a job's run ended in ERROR (its text is the job's error summary).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The query was refused or failed before its first byte (the service's own message).
+    #[error("{0}")]
+    Query(String),
+    /// The query failed while its result was being written.
+    #[error("the query failed: {0}")]
+    Failed(String),
+    #[error("the service's storage for async results is full; try again later")]
+    StorageFull,
+    #[error("cannot store the result: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("cannot list the stored results: {0}")]
+    Log(#[from] LogError),
+}
+
 pub fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -763,7 +780,8 @@ impl Jobs {
                 })
                 .await?
             }
-            Err(message) => {
+            Err(e) => {
+                let message = e.to_string();
                 let _ = self.tap.delete(&format!("results/{id}")).await;
                 self.advance(&id, |s| {
                     s.phase = Phase::Error;
@@ -804,19 +822,12 @@ impl Jobs {
         query: &TapQuery,
         limits: &crate::query::Limits,
         slot: crate::http::client::Slot,
-    ) -> Result<ResultMeta, String> {
-        let used: u64 = self
-            .tap
-            .list("results")
-            .await
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|m| m.size)
-            .sum();
+    ) -> Result<ResultMeta, RunError> {
+        let used: u64 = self.tap.list("results").await?.iter().map(|m| m.size).sum();
         let room = self.limits.results_bytes.saturating_sub(used);
         let resp = super::execute_with(app, &self.limits, query, super::SlotBy::Held(slot), limits)
             .await
-            .map_err(|e| e.message)?;
+            .map_err(|e| RunError::Query(e.message))?;
         let content_type = resp
             .headers()
             .get(axum::http::header::CONTENT_TYPE)
@@ -824,13 +835,7 @@ impl Jobs {
             .unwrap_or(super::VOTABLE_CT)
             .to_string();
         let path = self.tap.path(&format!("results/{id}"));
-        let upload = self
-            .tap
-            .loc
-            .store
-            .put_multipart(&path)
-            .await
-            .map_err(|e| e.to_string())?;
+        let upload = self.tap.loc.store.put_multipart(&path).await?;
         let mut w = WriteMultipart::new_with_chunk_size(upload, 5 << 20);
         let mut body = resp.into_body().into_data_stream();
         let mut bytes = 0u64;
@@ -839,7 +844,7 @@ impl Jobs {
                 Ok(c) => c,
                 Err(e) => {
                     let _ = w.abort().await;
-                    return Err(format!("the query failed: {e}"));
+                    return Err(RunError::Failed(e.to_string()));
                 }
             };
             bytes += chunk.len() as u64;
@@ -849,18 +854,12 @@ impl Jobs {
                     .refusals
                     .with_label_values(&["tap_results_bytes"])
                     .inc();
-                return Err(
-                    "the service's storage for async results is full; try again later".into(),
-                );
+                return Err(RunError::StorageFull);
             }
-            if let Err(e) = w.wait_for_capacity(2).await {
-                return Err(format!("cannot store the result: {e}"));
-            }
+            w.wait_for_capacity(2).await?;
             w.write(&chunk);
         }
-        w.finish()
-            .await
-            .map_err(|e| format!("cannot store the result: {e}"))?;
+        w.finish().await?;
         Ok(ResultMeta {
             content_type,
             bytes,
