@@ -581,6 +581,9 @@ pub fn capped_incoming(
                         drop(s);
                         continue;
                     };
+                    // Without it every Flight SQL call waits ~40 ms: Nagle's algorithm holding
+                    // the last small HTTP/2 frame until the client's delayed ACK (the
+                    // flight test compares round trips with HTTP's).
                     let _ = s.set_nodelay(true);
                     let io = IdleIo {
                         io: s,

@@ -328,4 +328,36 @@ async fn rust_flight_sql_client_sees_what_http_sees() {
         column_strings(&n, "n"),
         http("SELECT count(*) AS n FROM exposures".into()).await
     );
+
+    // A Flight SQL round trip costs about what an HTTP one does: no fixed delay per call
+    // (Nagle's algorithm meeting delayed ACKs costs ~40 ms, 20x a small query here; two
+    // plannings and two calls make Flight ~3x HTTP).
+    // Medians of the same small query, interleaved; a ratio, not a time.
+    let q = "SELECT count(*) AS n FROM exposures";
+    let (mut h, mut f) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        let t0 = std::time::Instant::now();
+        http(q.into()).await;
+        h.push(t0.elapsed().as_secs_f64());
+        let t0 = std::time::Instant::now();
+        let info = client.execute(q.into(), None).await.unwrap();
+        fetch(&mut client, info).await;
+        f.push(t0.elapsed().as_secs_f64());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (h, f) = (median(&mut h), median(&mut f));
+    eprintln!(
+        "round trip: HTTP {:.2} ms, Flight SQL {:.2} ms",
+        h * 1e3,
+        f * 1e3
+    );
+    assert!(
+        f < 6.0 * h,
+        "Flight SQL {:.2} ms vs HTTP {:.2} ms per small query",
+        f * 1e3,
+        h * 1e3
+    );
 }
