@@ -127,6 +127,7 @@ impl SkyTable {
         projection: Option<&Vec<usize>>,
         predicate: Option<Expr>,
         limit: Option<usize>,
+        row_filter: bool,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         if files.is_empty() {
             let schema = match projection {
@@ -143,7 +144,7 @@ impl SkyTable {
                 store, cache,
             )))
             .with_enable_page_index(true)
-            .with_pushdown_filters(true);
+            .with_pushdown_filters(row_filter);
         if let Some(p) = predicate {
             let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
             source = source.with_predicate(state.create_physical_expr(p, &df_schema)?);
@@ -204,6 +205,6 @@ impl TableProvider for SkyTable {
         };
         // A limit is only safe to push into the reader without filters.
         let limit = if filters.is_empty() { limit } else { None };
-        self.scan_files(state, &files, projection, predicate, limit)
+        self.scan_files(state, &files, projection, predicate, limit, true)
     }
 }

@@ -139,7 +139,7 @@ impl XmatchTable {
         let files: Vec<&SkyFile> = self.left.files.iter().collect();
         let plan = self
             .left
-            .scan_files(state, &files, Some(&vec![hp_idx]), None, None)?;
+            .scan_files(state, &files, Some(&vec![hp_idx]), None, None, false)?;
         let batches = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
         let shift = 2 * (INDEX_ORDER - HIST_ORDER) as u32;
         let mut hist: BTreeMap<u64, u64> = BTreeMap::new();
@@ -278,6 +278,7 @@ impl TableProvider for XmatchTable {
                 Some(&lcols),
                 Some(ranges_predicate(lhp, &[range])),
                 None,
+                true,
             )?;
             // The right partition of this very pixel and its margin, or the neighbourhood.
             let own: Vec<&SkyFile> = self
@@ -289,14 +290,25 @@ impl TableProvider for XmatchTable {
             let mut right = Vec::new();
             match margin {
                 Some((m, _)) if !own.is_empty() => {
-                    right.push(
-                        self.right
-                            .scan_files(state, &own, Some(&rcols), None, None)?,
-                    );
+                    right.push(self.right.scan_files(
+                        state,
+                        &own,
+                        Some(&rcols),
+                        None,
+                        None,
+                        false,
+                    )?);
                     let mfiles: Vec<&SkyFile> =
                         m.files.iter().filter(|f| f.pixel == Some(p)).collect();
                     if !mfiles.is_empty() {
-                        right.push(m.scan_files(state, &mfiles, Some(&rcols), None, None)?);
+                        right.push(m.scan_files(
+                            state,
+                            &mfiles,
+                            Some(&rcols),
+                            None,
+                            None,
+                            false,
+                        )?);
                     }
                 }
                 _ => {
@@ -309,6 +321,7 @@ impl TableProvider for XmatchTable {
                             Some(&rcols),
                             Some(ranges_predicate(rhp, &ranges)),
                             None,
+                            true,
                         )?);
                     }
                 }

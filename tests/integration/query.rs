@@ -276,6 +276,26 @@ async fn xmatch_finds_every_pair_across_partition_edges() {
         assert_eq!(got.len(), want.len(), "xmatch with {t}");
         assert_eq!(got, want, "xmatch with {t}");
     }
+    // The same match written as a join of the two sky tables on proximity: planned as a
+    // pruned sky join (the smaller side indexed), not a nested loop, and exactly the pairs.
+    for t in ["other", "flat"] {
+        let sql = format!(
+            "SELECT a.source_id, b.source_id FROM sources AS a JOIN {t} AS b \
+             ON cone_contains(b.ra, b.dec, a.ra, a.dec, {r} / 3600.0)"
+        );
+        let plan = ctx
+            .sql(&format!("EXPLAIN {sql}"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let plan = arrow::util::pretty::pretty_format_batches(&plan)
+            .unwrap()
+            .to_string();
+        assert!(plan.contains("SkyJoinExec"), "{plan}");
+        assert_eq!(pairs(&ctx, &sql).await, want, "proximity join with {t}");
+    }
     // A self-match uses the margin cache; every row finds itself.
     let want_self = brute_pairs(&left, &left, r);
     let got_self = pairs(
