@@ -268,25 +268,16 @@ pub async fn capabilities(
         )
         .close("uploadLimit")
         .close("capability");
-    for (std, path) in [
-        ("ivo://ivoa.net/std/VOSI#capabilities", "capabilities"),
-        ("ivo://ivoa.net/std/VOSI#availability", "availability"),
-        ("ivo://ivoa.net/std/VOSI#tables-1.1", "tables"),
-        ("ivo://ivoa.net/std/DALI#examples", "examples"),
-    ] {
-        x.open("capability", &[("standardID", std)])
-            .open(
-                "interface",
-                &[("xsi:type", "vs:ParamHTTP"), ("version", "1.1")],
-            )
-            .text(
-                "accessURL",
-                &[("use", "full")],
-                &format!("{base}/tap/{path}"),
-            )
-            .close("interface")
-            .close("capability");
-    }
+    resource_capabilities(
+        &mut x,
+        &format!("{base}/tap"),
+        &[
+            ("ivo://ivoa.net/std/VOSI#capabilities", "capabilities"),
+            ("ivo://ivoa.net/std/VOSI#availability", "availability"),
+            ("ivo://ivoa.net/std/VOSI#tables-1.1", "tables"),
+            ("ivo://ivoa.net/std/DALI#examples", "examples"),
+        ],
+    );
     // Cone Search and SIA are services of their own, each with its capabilities resource
     // (`/scs/capabilities`, `/sia/capabilities`); TAP's lists TAP and its VOSI resources.
     x.close("vosi:capabilities");
@@ -309,10 +300,21 @@ pub fn service_capabilities(base: &str, path: &str, service: impl FnOnce(&mut Xm
         ],
     );
     service(&mut x);
-    for (std, resource) in [
-        ("ivo://ivoa.net/std/VOSI#capabilities", "capabilities"),
-        ("ivo://ivoa.net/std/VOSI#availability", "availability"),
-    ] {
+    resource_capabilities(
+        &mut x,
+        &format!("{base}/{path}"),
+        &[
+            ("ivo://ivoa.net/std/VOSI#capabilities", "capabilities"),
+            ("ivo://ivoa.net/std/VOSI#availability", "availability"),
+        ],
+    );
+    x.close("vosi:capabilities");
+    xml(StatusCode::OK, x.finish())
+}
+
+/// One capability per (standardID, resource) of a service rooted at `root`.
+fn resource_capabilities(x: &mut Xml, root: &str, resources: &[(&str, &str)]) {
+    for (std, resource) in resources {
         x.open("capability", &[("standardID", std)])
             .open(
                 "interface",
@@ -321,13 +323,11 @@ pub fn service_capabilities(base: &str, path: &str, service: impl FnOnce(&mut Xm
             .text(
                 "accessURL",
                 &[("use", "full")],
-                &format!("{base}/{path}/{resource}"),
+                &format!("{root}/{resource}"),
             )
             .close("interface")
             .close("capability");
     }
-    x.close("vosi:capabilities");
-    xml(StatusCode::OK, x.finish())
 }
 
 /// A table's name, description and columns, inside an element opened by the caller.
