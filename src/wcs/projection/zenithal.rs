@@ -28,15 +28,7 @@ pub(super) fn x2s(p: &Projection, x: f64, y: f64) -> Option<(f64, f64)> {
                 } else {
                     asind(t)
                 };
-                let mut a = s - t;
-                let mut b = s + t + 180.0;
-                if a > 90.0 {
-                    a -= 360.0;
-                }
-                if b > 90.0 {
-                    b -= 360.0;
-                }
-                (atan2d(x, -yc), a.max(b))
+                (atan2d(x, -yc), upper_root(s, t))
             }
         }
         Projection::Szp { xp, yp, zp, .. } => {
@@ -163,15 +155,7 @@ pub(super) fn s2x(p: &Projection, phi: f64, theta: f64) -> Option<(f64, f64)> {
                 if tt.abs() <= 1.0 {
                     let ss = atand(-s);
                     let tt = asind(tt);
-                    let mut a = ss - tt;
-                    let mut b = ss + tt + 180.0;
-                    if a > 90.0 {
-                        a -= 360.0;
-                    }
-                    if b > 90.0 {
-                        b -= 360.0;
-                    }
-                    if theta < a.max(b) {
+                    if theta < upper_root(ss, tt) {
                         return None;
                     }
                 }
@@ -199,15 +183,7 @@ pub(super) fn s2x(p: &Projection, phi: f64, theta: f64) -> Option<(f64, f64)> {
                 if tt.abs() <= 1.0 {
                     let ss = atan2d(ss, zp - 1.0);
                     let tt = asind(tt);
-                    let mut a = ss - tt;
-                    let mut b = ss + tt + 180.0;
-                    if a > 90.0 {
-                        a -= 360.0;
-                    }
-                    if b > 90.0 {
-                        b -= 360.0;
-                    }
-                    if theta < a.max(b) {
+                    if theta < upper_root(ss, tt) {
                         return None;
                     }
                 }
@@ -487,4 +463,11 @@ fn air_invert(cxi: f64, r: f64) -> Option<f64> {
         return None;
     }
     Some(acosd(cosxi))
+}
+
+/// Of the two latitudes `s - t` and `s + t + 180` (degrees, folded into (-270, 90]), the
+/// larger: AZP's and SZP's limit of the visible hemisphere (WCSLIB's azpx2s/azps2x, szps2x).
+fn upper_root(s: f64, t: f64) -> f64 {
+    let fold = |v: f64| if v > 90.0 { v - 360.0 } else { v };
+    fold(s - t).max(fold(s + t + 180.0))
 }
