@@ -23,7 +23,7 @@ pub enum Command {
     /// Process FITS files (files, directories, globs) into the catalog.
     Ingest(IngestArgs),
     /// Serve the catalog over HTTP (SQL, tables, health, metrics).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the image-processor service: a jobs API whose jobs (ingests) are kept durably in
     /// the catalog's object store and processed by any replica.
     Worker(WorkerArgs),
@@ -302,6 +302,11 @@ pub struct QueryLimitArgs {
     /// Bytes all queries together may spill, MiB [default: 4096]
     #[arg(long, env = "ASTROPIPE_SPILL_MB")]
     pub spill_mb: Option<u64>,
+    /// Memory for the decoded columns of hot partitions, which cones then read without
+    /// touching storage; 0 turns the cache off, MiB [default: 256, at most 1/8 of the
+    /// container's memory]
+    #[arg(long, env = "ASTROPIPE_HOT_CACHE_MB")]
+    pub hot_cache_mb: Option<u64>,
     /// Most bytes of one result; larger results are cut and say so [default: 1024]
     #[arg(long, env = "ASTROPIPE_RESULT_MB")]
     pub result_mb: Option<usize>,

@@ -71,6 +71,7 @@ pub struct ServeSection {
     pub memory_mb: Option<usize>,
     pub query_spill_mb: Option<u64>,
     pub spill_mb: Option<u64>,
+    pub hot_cache_mb: Option<u64>,
     pub result_mb: Option<usize>,
     pub max_query_bytes: Option<usize>,
     pub max_query_depth: Option<usize>,
@@ -596,6 +597,9 @@ impl FileConfig {
         }
         if let Some(mb) = q.spill_mb.or(f.spill_mb) {
             opts.spill = mb << 20;
+        }
+        if let Some(mb) = q.hot_cache_mb.or(f.hot_cache_mb) {
+            opts.hot_cache = mb << 20;
         }
         let at_least_one = |key: &'static str, v: Option<usize>, d: usize| match v {
             Some(0) => Err(invalid(key, 0, "must be at least 1")),

@@ -37,6 +37,9 @@ pub struct Metrics {
     pub http_connections_refused: IntCounter,
     pub http_connections_timed_out: IntCounter,
     pub refusals: IntCounterVec,
+    pub hot_cache_files: IntCounterVec,
+    pub hot_cache_loaded_bytes: IntCounter,
+    pub hot_cache_bytes: IntGauge,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -150,6 +153,21 @@ fn build() -> Result<Metrics, prometheus::Error> {
             ),
             &["limit"],
         )?,
+        hot_cache_files: IntCounterVec::new(
+            Opts::new(
+                "hot_cache_files_total",
+                "Files a region scan read from the hot-data cache (hit) or from storage (miss)",
+            ),
+            &["outcome"],
+        )?,
+        hot_cache_loaded_bytes: IntCounter::new(
+            "hot_cache_loaded_bytes_total",
+            "Bytes of decoded columns loaded into the hot-data cache",
+        )?,
+        hot_cache_bytes: IntGauge::new(
+            "hot_cache_bytes",
+            "Bytes the hot-data cache holds (as of its last load or catalog refresh)",
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.build_info.clone()))?;
@@ -178,6 +196,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry
         .register(Box::new(m.http_connections_timed_out.clone()))?;
     m.registry.register(Box::new(m.refusals.clone()))?;
+    m.registry.register(Box::new(m.hot_cache_files.clone()))?;
+    m.registry
+        .register(Box::new(m.hot_cache_loaded_bytes.clone()))?;
+    m.registry.register(Box::new(m.hot_cache_bytes.clone()))?;
     m.build_info
         .with_label_values(&[env!("CARGO_PKG_VERSION")])
         .set(1);

@@ -78,7 +78,7 @@ pub async fn run(cli: Cli) -> Result<(), CmdError> {
     let file = FileConfig::load(cli.config.as_deref())?;
     match cli.command {
         Command::Ingest(a) => ingest::run(&file, a).await,
-        Command::Serve(a) => serve::run(&file, a).await,
+        Command::Serve(a) => serve::run(&file, *a).await,
         Command::Worker(a) => worker::run(&file, a).await,
         Command::Sql(a) => sql::run(&file, a).await,
         Command::Compact(a) => compact::run(&file, a).await,

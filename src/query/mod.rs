@@ -3,7 +3,8 @@
 //!
 //! - [`session`]: the DataFusion context (UDFs, catalog tables, refresh on new versions);
 //! - [`guard`]: the read-only check on logical plans;
-//! - [`table`]: the Parquet table provider that prunes by sky region;
+//! - [`table`]: the Parquet table provider that prunes by sky region, and [`hot`], the
+//!   bounded cache of hot partitions' columns its region scans read first;
 //! - [`discover`]: `--table NAME=URI` (HATS catalogs, collections, Parquet datasets);
 //! - [`functions`]: the table functions `cone_search` and `xmatch` ([`xmatch`]);
 //! - [`skyjoin`]: joins of any table with a sky table on proximity, pruned like `xmatch`;
@@ -16,6 +17,7 @@ pub mod discover;
 pub mod engine;
 pub mod functions;
 pub mod guard;
+pub mod hot;
 pub mod limits;
 pub mod session;
 pub mod skyjoin;

@@ -5,6 +5,7 @@
 
 use crate::catalog::commit::{self, Snapshot};
 use crate::catalog::{EXPOSURES, SOURCES, schema};
+use crate::query::hot::HotData;
 use crate::query::table::{SkyFile, SkyTable, Spatial};
 use crate::storage::Location;
 use arrow::datatypes::SchemaRef;
@@ -92,7 +93,15 @@ impl datafusion::execution::context::QueryPlanner for SkyQueryPlanner {
 
 /// A new context with the UDFs registered and the catalog's store reachable.
 pub fn new_context(loc: &Location) -> Result<SessionContext, SessionError> {
-    new_context_with_memory(loc, None)
+    new_context_with(loc, None, Arc::new(HotData::default()))
+}
+
+/// The [`HotData`] cache of a context made here (a disabled one otherwise).
+pub fn hot_data(ctx: &SessionContext) -> Arc<HotData> {
+    ctx.state()
+        .config()
+        .get_extension::<HotData>()
+        .unwrap_or_default()
 }
 
 /// A new context whose queries use at most `memory_limit` bytes, spilling sorts to disk
@@ -101,11 +110,21 @@ pub fn new_context_with_memory(
     loc: &Location,
     memory_limit: Option<usize>,
 ) -> Result<SessionContext, SessionError> {
+    new_context_with(loc, memory_limit, Arc::new(HotData::default()))
+}
+
+/// A new context whose region scans keep hot partitions in `hot` (the service's).
+pub fn new_context_with(
+    loc: &Location,
+    memory_limit: Option<usize>,
+    hot: Arc<HotData>,
+) -> Result<SessionContext, SessionError> {
     let tables = Arc::new(SkyTables::default());
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("astropipe", "public")
-        .with_extension(tables.clone());
+        .with_extension(tables.clone())
+        .with_extension(hot);
     let rt = match memory_limit {
         None => Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default()),
         Some(limit) => datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
@@ -235,6 +254,22 @@ fn table_provider(
         spatial: sources.then(Spatial::standard),
         margin,
     }))
+}
+
+/// Drops from the context's [`HotData`] the files no table lists any more (after a new
+/// catalog version was registered).
+pub fn forget_unlisted_files(ctx: &SessionContext) {
+    let tables = sky_tables(ctx);
+    let mut live = std::collections::HashSet::new();
+    for name in tables.names() {
+        if let Some(t) = tables.get(&name) {
+            let margin = t.margin.as_ref().map(|m| &m.0.files);
+            for f in t.files.iter().chain(margin.into_iter().flatten()) {
+                live.insert(f.path.to_string());
+            }
+        }
+    }
+    hot_data(ctx).retain_files(|p| live.contains(p));
 }
 
 /// Builds a context over the latest committed version of the catalog at `loc`.

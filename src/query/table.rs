@@ -17,6 +17,7 @@
 //! File footers are read through the runtime's file-metadata cache, so they are fetched once
 //! and reused by every later query.
 
+use super::hot::HotData;
 use arrow::datatypes::SchemaRef;
 use astropipe_udfs::region::{self, Region};
 use async_trait::async_trait;
@@ -24,6 +25,8 @@ use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, Result};
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::ParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::ParquetSource;
 use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
@@ -32,6 +35,8 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion::physical_plan::union::UnionExec;
 use std::sync::Arc;
 
 /// Most HEALPix ranges a region becomes (coarser cells beyond).
@@ -119,6 +124,13 @@ impl SkyTable {
             .collect()
     }
 
+    /// Readers of this table's files whose footers go through the runtime's metadata cache.
+    fn reader_factory(&self, state: &dyn Session) -> Result<Arc<CachedParquetFileReaderFactory>> {
+        let store = state.runtime_env().object_store(&self.store_url)?;
+        let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+        Ok(Arc::new(CachedParquetFileReaderFactory::new(store, cache)))
+    }
+
     /// Builds the Parquet scan of `files` with `predicate` pushed into the reader.
     pub fn scan_files(
         &self,
@@ -136,13 +148,9 @@ impl SkyTable {
             };
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        let store = state.runtime_env().object_store(&self.store_url)?;
-        let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
         let mut source = ParquetSource::new(self.schema.clone())
             .with_table_parquet_options(state.table_options().parquet.clone())
-            .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
-                store, cache,
-            )))
+            .with_parquet_file_reader_factory(self.reader_factory(state)?)
             .with_enable_page_index(true)
             .with_pushdown_filters(row_filter);
         if let Some(p) = predicate {
@@ -167,6 +175,71 @@ impl SkyTable {
             .with_limit(limit)
             .build();
         Ok(DataSourceExec::from_data_source(config))
+    }
+}
+
+impl SkyTable {
+    /// A region scan through the [`HotData`] cache: the rows in `ranges` of each file held in
+    /// memory come from there; the other files are read from storage (and loaded into the
+    /// cache once they are hot). Rows are a superset of the region's, as from the reader:
+    /// the query's filters are re-checked above.
+    #[allow(clippy::too_many_arguments)]
+    async fn scan_hot(
+        &self,
+        state: &dyn Session,
+        hot: &HotData,
+        files: &[&SkyFile],
+        ranges: &[(i64, i64)],
+        healpix: &str,
+        projection: Option<&Vec<usize>>,
+        predicate: Option<Expr>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let schema = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        };
+        let mut batches = Vec::new();
+        let mut cold = Vec::new();
+        for &f in files {
+            let path = f.path.as_ref();
+            let mut rows = hot.rows(path, f.size, &schema, ranges);
+            if rows.is_none() && hot.admit(path, f.size) {
+                let reader = self.reader_factory(state)?.create_reader(
+                    0,
+                    PartitionedFile::new(f.path.to_string(), f.size),
+                    None,
+                    &ExecutionPlanMetricsSet::new(),
+                )?;
+                match hot
+                    .load(reader, &f.path, f.size, &self.schema, &schema, healpix)
+                    .await
+                {
+                    Ok(()) => rows = hot.rows(path, f.size, &schema, ranges),
+                    Err(e) => tracing::warn!(file = %f.path, error = %e, "not cached"),
+                }
+            }
+            match rows {
+                Some(b) => {
+                    hot.hit();
+                    if b.num_rows() > 0 {
+                        batches.push(b);
+                    }
+                }
+                None => cold.push(f),
+            }
+        }
+        let mut parts: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        if !batches.is_empty() || cold.is_empty() {
+            parts.push(MemorySourceConfig::try_new_exec(
+                &[batches],
+                schema.clone(),
+                None,
+            )?);
+        }
+        if !cold.is_empty() {
+            parts.push(self.scan_files(state, &cold, projection, predicate, None, true)?);
+        }
+        UnionExec::try_new(parts)
     }
 }
 
@@ -205,6 +278,14 @@ impl TableProvider for SkyTable {
         };
         // A limit is only safe to push into the reader without filters.
         let limit = if filters.is_empty() { limit } else { None };
+        if let (Some(r), Some(sp)) = (&ranges, &self.spatial) {
+            let hot = state.config().get_extension::<HotData>();
+            if let Some(hot) = hot.filter(|h| h.capacity() > 0) {
+                return self
+                    .scan_hot(state, &hot, &files, r, &sp.healpix, projection, predicate)
+                    .await;
+            }
+        }
         self.scan_files(state, &files, projection, predicate, limit, true)
     }
 }

@@ -13,6 +13,7 @@ use crate::http::auth::Auth;
 use crate::http::client::Slots;
 use crate::http::conn::ConnLimits;
 use crate::ivoa::tap::{Jobs, TapLimits};
+use crate::query::hot::{HotData, HotEvent};
 use crate::query::{Budget, Limits, session};
 use crate::service::AppState;
 use crate::storage::{Location, StorageError};
@@ -70,6 +71,8 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     /// Flight SQL prepared statements one client may keep open.
     pub prepared_per_client: usize,
+    /// Bytes of hot partitions' decoded columns kept in memory (0: off).
+    pub hot_cache: u64,
 }
 
 impl ServeOptions {
@@ -99,6 +102,7 @@ impl ServeOptions {
             tap_jobs: None,
             public_url: None,
             prepared_per_client: 64,
+            hot_cache: default_hot_cache(),
         }
     }
 }
@@ -107,6 +111,25 @@ impl ServeOptions {
 pub fn default_total_memory() -> usize {
     let avail = crate::query::limits::available_memory().unwrap_or(4 << 30);
     ((avail / 2).max(256 << 20)).min(usize::MAX as u64) as usize
+}
+
+/// The hot-data cache's events as metrics.
+fn observe_hot_data(e: HotEvent) {
+    let m = crate::telemetry::metrics();
+    match e {
+        HotEvent::Hit => m.hot_cache_files.with_label_values(&["hit"]).inc(),
+        HotEvent::Miss => m.hot_cache_files.with_label_values(&["miss"]).inc(),
+        HotEvent::Load { bytes, held } => {
+            m.hot_cache_loaded_bytes.inc_by(bytes);
+            m.hot_cache_bytes.set(held as i64);
+        }
+    }
+}
+
+/// 256 MiB, or an eighth of the container's memory when that is less.
+pub fn default_hot_cache() -> u64 {
+    let avail = crate::query::limits::available_memory().unwrap_or(4 << 30);
+    (avail / 8).min(256 << 20)
 }
 
 /// The connection deadlines of the catalog service: a request may take as long as a query
@@ -133,7 +156,11 @@ pub struct Server {
 impl Server {
     pub async fn build(opts: &ServeOptions) -> Result<Server, ServeError> {
         let loc = Location::open(&opts.catalog)?;
-        let ctx = session::new_context(&loc)?;
+        let hot = Arc::new(HotData::new(
+            opts.hot_cache,
+            Some(Box::new(observe_hot_data)),
+        ));
+        let ctx = session::new_context_with(&loc, None, hot)?;
         crate::ivoa::tap_schema::register(&ctx).map_err(|source| {
             session::SessionError::Register {
                 table: "TAP_SCHEMA".into(),

@@ -76,6 +76,10 @@ impl AppState {
         }
         let snap = commit::snapshot(&self.loc).await?;
         session::register_snapshot(&self.ctx, &self.loc, &snap)?;
+        session::forget_unlisted_files(&self.ctx);
+        metrics()
+            .hot_cache_bytes
+            .set(session::hot_data(&self.ctx).used() as i64);
         self.version.store(snap.version, Ordering::Release);
         self.ready.store(true, Ordering::Release);
         metrics().catalog_version.set(snap.version as i64);

@@ -11,6 +11,7 @@ mod flight;
 mod hardening;
 mod hats_interop;
 mod helpers;
+mod hot_cache;
 mod image_science;
 mod ingest;
 mod ivoa;
