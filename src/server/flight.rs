@@ -109,6 +109,17 @@ struct Prepared {
     params: Option<Vec<ScalarValue>>,
     owner: ClientId,
     used: Instant,
+    /// The result schema last planned, for parameters of these types and this catalog
+    /// version: a client that binds new values of the same types and asks for the
+    /// `FlightInfo` again is answered without planning again.
+    schema: Option<(SchemaKey, Schema)>,
+}
+
+/// What a prepared statement's result schema depends on besides its SQL.
+#[derive(Debug, Clone, PartialEq)]
+struct SchemaKey {
+    types: Option<Vec<arrow::datatypes::DataType>>,
+    version: u64,
 }
 
 /// A prepared statement not used for this long is closed.
@@ -523,6 +534,7 @@ impl FlightSqlService for FlightSql {
                     params: None,
                     owner,
                     used: Instant::now(),
+                    schema: None,
                 },
             );
         }
@@ -591,7 +603,31 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.check(&request)?;
         let p = self.prepared(&cmd.prepared_statement_handle)?;
-        let schema = self.schema_of(&p.sql, p.params.as_deref()).await?;
+        let key = SchemaKey {
+            types: p
+                .params
+                .as_ref()
+                .map(|v| v.iter().map(|x| x.data_type()).collect()),
+            version: self
+                .state
+                .version
+                .load(std::sync::atomic::Ordering::Acquire),
+        };
+        let schema = match p.schema {
+            Some((k, schema)) if k == key => schema,
+            _ => {
+                let schema = self.schema_of(&p.sql, p.params.as_deref()).await?;
+                if let Some(slot) = self
+                    .prepared
+                    .lock()
+                    .map_err(|_| Status::internal("poisoned"))?
+                    .get_mut(cmd.prepared_statement_handle.as_ref())
+                {
+                    slot.schema = Some((key, schema.clone()));
+                }
+                schema
+            }
+        };
         Ok(Response::new(ticket_info(
             &schema,
             cmd.as_any().encode_to_vec(),
