@@ -12,13 +12,14 @@
 
 use super::bounded::{self, ValueBudget};
 use super::limits::{Budget, LimitExceeded, Limits};
+use super::plans::PlanCache;
 use super::{QueryError, guard, statement};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::{DataFusionError, ParamValues, ScalarValue};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
@@ -87,26 +88,44 @@ pub async fn plan(
     limits: &Limits,
 ) -> Result<LogicalPlan, QueryError> {
     let (ctx, sql, limits) = (ctx.clone(), sql.to_string(), limits.clone());
-    run(async move { plan_here(&ctx, &sql, params.as_deref(), &limits).await }).await
+    run(async move { plan_here(&ctx.state(), &sql, params.as_deref(), &limits).await }).await
 }
 
 /// [`plan`] on the current thread (which must be a query thread or have a large stack).
 async fn plan_here(
-    ctx: &SessionContext,
+    state: &SessionState,
     sql: &str,
     params: Option<&[ScalarValue]>,
     limits: &Limits,
 ) -> Result<LogicalPlan, QueryError> {
+    Ok(plan_or_reuse(state, sql, params, limits, false).await?.0)
+}
+
+/// [`plan_here`], or — when `reuse` and the context has a [`PlanCache`] — the optimized plan
+/// of the statement's shape with its values put back (true: optimized already).
+async fn plan_or_reuse(
+    state: &SessionState,
+    sql: &str,
+    params: Option<&[ScalarValue]>,
+    limits: &Limits,
+    reuse: bool,
+) -> Result<(LogicalPlan, bool), QueryError> {
     if sql.trim().is_empty() {
         return Err(QueryError::Invalid("empty query".into()));
     }
     statement::check_text(sql, limits)?;
-    let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
     let stmt = state
         .sql_to_statement(sql, &dialect)
         .map_err(|e| QueryError::Invalid(super::clean_message(&e)))?;
     statement::check_tree(&stmt, limits)?;
+    if reuse
+        && params.is_none()
+        && let Some(cache) = state.config().get_extension::<PlanCache>()
+        && let Some(plan) = cache.plan(state, &stmt, |p| guard::check(p).is_ok()).await
+    {
+        return Ok((plan, true));
+    }
     let mut plan = state
         .statement_to_plan(stmt)
         .await
@@ -117,7 +136,7 @@ async fn plan_here(
             .with_param_values(ParamValues::from(p.to_vec()))
             .map_err(QueryError::from_planning)?;
     }
-    Ok(plan)
+    Ok((plan, false))
 }
 
 /// A running query.
@@ -184,15 +203,23 @@ pub async fn execute(
             let values = ValueBudget::new(limits.max_value_bytes, limits.memory);
             bounded::register(&mut state, &values)
                 .map_err(|e| QueryError::Internal(super::clean_message(&e)))?;
-            let qctx = SessionContext::new_with_state(state);
-            let plan = plan_here(&qctx, &sql, params.as_deref(), &limits).await?;
+            // Planned and run on this state directly: a SessionContext around it would clone
+            // the whole state (every function registry) once more per step.
+            let (plan, optimized) =
+                plan_or_reuse(&state, &sql, params.as_deref(), &limits, true).await?;
             values.split(limits.memory, bounded::count_calls(&plan));
             let planned = Arc::new(plan.schema().as_arrow().clone());
-            let df = qctx
-                .execute_logical_plan(plan)
-                .await
-                .map_err(QueryError::from_planning)?;
-            let stream = df.execute_stream().await.map_err(classify)?;
+            let physical = if optimized {
+                state
+                    .query_planner()
+                    .create_physical_plan(&plan, &state)
+                    .await
+            } else {
+                state.create_physical_plan(&plan).await
+            }
+            .map_err(QueryError::from_planning)?;
+            let stream = datafusion::physical_plan::execute_stream(physical, state.task_ctx())
+                .map_err(classify)?;
             Ok::<_, QueryError>((stream, planned))
         };
         let started = match deadline {

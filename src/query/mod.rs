@@ -10,7 +10,8 @@
 //! - [`skyjoin`]: joins of any table with a sky table on proximity, pruned like `xmatch`;
 //! - [`engine`]: where queries from the network run (a big-stack runtime of their own) under
 //!   their [`limits`], after [`statement`]'s size and depth checks; [`bounded`] keeps
-//!   functions such as `repeat` from building values larger than allowed.
+//!   functions such as `repeat` from building values larger than allowed; [`plans`] keeps
+//!   the optimized plans of statement shapes, so a repeated cone is not planned again.
 
 pub mod bounded;
 pub mod discover;
@@ -19,6 +20,7 @@ pub mod functions;
 pub mod guard;
 pub mod hot;
 pub mod limits;
+pub mod plans;
 pub mod session;
 pub mod skyjoin;
 pub mod statement;

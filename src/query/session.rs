@@ -6,6 +6,7 @@
 use crate::catalog::commit::{self, Snapshot};
 use crate::catalog::{EXPOSURES, SOURCES, schema};
 use crate::query::hot::HotData;
+use crate::query::plans::PlanCache;
 use crate::query::table::{SkyFile, SkyTable, Spatial};
 use crate::storage::Location;
 use arrow::datatypes::SchemaRef;
@@ -96,6 +97,14 @@ pub fn new_context(loc: &Location) -> Result<SessionContext, SessionError> {
     new_context_with(loc, None, Arc::new(HotData::default()))
 }
 
+/// The [`PlanCache`] of a context made here (an unbound, unused one otherwise).
+pub fn plan_cache(ctx: &SessionContext) -> Arc<PlanCache> {
+    ctx.state()
+        .config()
+        .get_extension::<PlanCache>()
+        .unwrap_or_default()
+}
+
 /// The [`HotData`] cache of a context made here (a disabled one otherwise).
 pub fn hot_data(ctx: &SessionContext) -> Arc<HotData> {
     ctx.state()
@@ -124,7 +133,8 @@ pub fn new_context_with(
         .with_information_schema(true)
         .with_default_catalog_and_schema("astropipe", "public")
         .with_extension(tables.clone())
-        .with_extension(hot);
+        .with_extension(hot)
+        .with_extension(Arc::new(PlanCache::default()));
     let rt = match memory_limit {
         None => Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default()),
         Some(limit) => datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
@@ -143,6 +153,7 @@ pub fn new_context_with(
         .with_query_planner(Arc::new(SkyQueryPlanner))
         .build();
     let mut ctx = SessionContext::new_with_state(state);
+    plan_cache(&ctx).bind(ctx.state().catalog_list().clone());
     ctx.register_object_store(&loc.store_url, loc.store.clone());
     let registry: &mut dyn FunctionRegistry = &mut ctx;
     astropipe_udfs::register_all(registry).map_err(|source| SessionError::Register {
@@ -175,6 +186,8 @@ pub async fn register_extra_tables(
 pub fn register_table(ctx: &SessionContext, table: SkyTable) -> Result<(), SessionError> {
     let name = table.name.clone();
     let t = Arc::new(table);
+    // Plans hold the tables they read: none may outlive a replaced one.
+    plan_cache(ctx).clear();
     let _ = ctx.deregister_table(name.as_str());
     ctx.register_table(name.as_str(), t.clone())
         .map_err(|source| SessionError::Register {

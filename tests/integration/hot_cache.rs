@@ -1,6 +1,7 @@
-//! The hot-data cache (`--hot-cache-mb`): cones answered from memory give exactly the rows
-//! storage gives; files are loaded on their second miss and hit after; a new catalog version
-//! drops the files it no longer lists; the cache stays within its bound.
+//! The caches of cones: the hot-data cache (`--hot-cache-mb`) — cones answered from memory
+//! give exactly the rows storage gives; files are loaded on their second miss and hit after; a
+//! new catalog version drops the files it no longer lists; the cache stays within its bound —
+//! and the plan cache (a repeated cone shape is planned once; a new version empties it).
 
 use super::helpers::{Scratch, TestServer, ingest};
 use astropipe::compact::{self, CompactOptions};
@@ -100,6 +101,9 @@ async fn cones_from_memory_equal_cones_from_storage_and_follow_new_versions() {
         }
     };
     check("increments").await;
+    // The cones are one statement shape: planned once, then reused with new numbers.
+    let plans = session::plan_cache(&hot.state.ctx);
+    assert!(plans.hits() >= 100 && !plans.is_empty(), "{plans:?}");
     let h = session::hot_data(&hot.state.ctx);
     assert!(h.used() > 0 && h.used() <= cache, "{} bytes", h.used());
     assert!(hits(&hot).await > before, "repeated cones hit the cache");
@@ -122,6 +126,7 @@ async fn cones_from_memory_equal_cones_from_storage_and_follow_new_versions() {
     hot.state.refresh().await.unwrap();
     cold.state.refresh().await.unwrap();
     assert_eq!(h.used(), 0, "no entry of an unlisted file is kept");
+    assert!(plans.is_empty(), "no plan of a replaced table is kept");
     check("compacted").await;
     assert!(h.used() > 0 && h.used() <= cache);
 }
