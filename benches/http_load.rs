@@ -2,10 +2,12 @@
 //! `benches/query_vs_duckdb.py --load-seconds N` (or by hand):
 //!
 //! `cargo bench --bench http_load -- --url http://127.0.0.1:PORT [--seconds 60]
-//!  [--connections 32] [--table cat] [--radius-deg 0.016667] [--server-pid PID]`
+//!  [--connections 32] [--table cat] [--radius-deg 0.016667] [--server-pid PID]
+//!  [--centre RA,DEC] [--count] [--scs]`
 //!
-//! Each connection loops: a 1′ cone at a random centre (uniform on the sphere, seeded) as
-//! `POST /v1/sql`, JSON response read in full. Prints JSON: queries/s, p50/p90/p99/max
+//! Each connection loops: a 1′ cone at a random centre (uniform on the sphere, seeded), or
+//! always at `--centre`, as `POST /v1/sql` (`SELECT id, ra, dec, mag`, or `count(*)` with
+//! `--count`) or, with `--scs`, as `GET /scs?...&VERB=1`; the response is read in full. Prints JSON: queries/s, p50/p90/p99/max
 //! latency, errors, and — with `--server-pid` — the server's resident memory sampled every
 //! second (first, last, max), to show it stays flat.
 
@@ -58,6 +60,12 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0 / 60.0);
     let pid: Option<u32> = arg("--server-pid").and_then(|s| s.parse().ok());
+    let centre: Option<(f64, f64)> = arg("--centre").and_then(|s| {
+        let (a, b) = s.split_once(',')?;
+        Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+    });
+    let count = std::env::args().any(|a| a == "--count");
+    let scs = std::env::args().any(|a| a == "--scs");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -69,7 +77,7 @@ fn main() {
             .build()
             .expect("client");
         let stop = Arc::new(AtomicBool::new(false));
-        let endpoint = format!("{url}/v1/sql");
+        let endpoint = url.clone();
         let mut tasks = Vec::new();
         for c in 0..conns {
             let (client, stop, endpoint, table) =
@@ -80,13 +88,21 @@ fn main() {
                 let mut errors = 0u64;
                 let mut rows_bytes = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let ra = 360.0 * rng.next();
-                    let dec = (2.0 * rng.next() - 1.0).asin().to_degrees();
-                    let sql = format!(
-                        "SELECT id, ra, dec, mag FROM {table} WHERE cone_contains(ra, dec, {ra}, {dec}, {radius})"
-                    );
+                    let (ra, dec) = centre.unwrap_or_else(|| {
+                        (360.0 * rng.next(), (2.0 * rng.next() - 1.0).asin().to_degrees())
+                    });
+                    let what = if count { "count(*)" } else { "id, ra, dec, mag" };
+                    let req = if scs {
+                        client.get(format!(
+                            "{endpoint}/scs?RA={ra}&DEC={dec}&SR={radius}&TABLE={table}&VERB=1"
+                        ))
+                    } else {
+                        client.post(format!("{endpoint}/v1/sql")).body(format!(
+                            "SELECT {what} FROM {table} WHERE cone_contains(ra, dec, {ra}, {dec}, {radius})"
+                        ))
+                    };
                     let t0 = Instant::now();
-                    match client.post(&endpoint).body(sql).send().await {
+                    match req.send().await {
                         Ok(r) if r.status().is_success() => match r.bytes().await {
                             Ok(b) => {
                                 rows_bytes += b.len() as u64;
