@@ -6,10 +6,11 @@ is faster (latency) — for throughput, > 1 means astropipe serves more.
 Both serve the same 10 M rows (make_catalog.py's catalog_unsorted.parquet; astropipe reads
 it as the HATS catalog benches/make_hats.py wrote, or any `--hats DIR` given), both warm:
 
-  1. one client, a 1' and a 1 deg cone on a catalog source, `count(*)`, for --single-seconds:
-     q3c through pgbench -M prepared (a C client; prepared statement) vs astropipe's HTTP SQL
-     and /scs (both through the Rust client `http_load`, one connection) and Flight SQL
-     prepared statements (ADBC driver, Python);
+  1. one client, a 1' and a 1 deg cone on a catalog source, for --single-seconds: `count(*)`
+     through q3c with pgbench -M prepared (a C client; prepared statement) vs astropipe's HTTP
+     SQL (the Rust client `http_load`, one connection) and Flight SQL prepared statements
+     (ADBC driver, Python); and the rows (`id, ra, dec, mag`) through q3c vs astropipe's
+     /scs (VERB=1: id, ra, dec and the distance, as a VOTable; `http_load --scs`);
   2. random 1' cones uniform on the sphere, `SELECT id, ra, dec, mag`, 16 connections for
      --seconds: pgbench -M prepared -c 16 vs http_load -c 16 (HTTP SQL);
   q/s, p50, p99 and both servers' memory (astropipe RSS; PostgreSQL: the sum of its
@@ -211,6 +212,9 @@ def main():
                       f"{centre[1]!r}, {radius!r});\n")
             pgq[label] = pg.bench(script, 1, a.single_seconds)
             pgq[label]["count"] = int(pg.psql(script.rstrip(";\n")))
+            # The rows themselves (what /scs returns): id, ra, dec, mag.
+            rows = script.replace("count(*)", "id, ra, dec, mag")
+            pgq[label + " rows"] = pg.bench(rows, 1, a.single_seconds)
         rand = ("\\set r random(0, 1000000000)\n\\set z random(-1000000000, 1000000000)\n"
                 "SELECT id, ra, dec, mag FROM cat WHERE q3c_radial_query(ra, dec, "
                 f":r * 360.0 / 1e9, degrees(asin(:z / 1e9)), {ARCMIN!r});\n")
@@ -268,9 +272,13 @@ def main():
         print(f"| *{hats}* | | | |")
         for label in ("1arcmin", "1deg"):
             base = q[label]["p50_ms"]
-            for how in ("flight_prepared", "http", "scs"):
+            for how in ("flight_prepared", "http"):
                 m = r[label][how]["p50_ms"]
-                print(f"| {label} cone, one client, p50, {how} | {m:.3f} ms | {base:.3f} ms | {m / base:.2f}x |")
+                print(f"| {label} cone count, one client, p50, {how} | {m:.3f} ms | {base:.3f} ms | {m / base:.2f}x |")
+            base = q[label + " rows"]["p50_ms"]
+            m = r[label]["scs"]["p50_ms"]
+            print(f"| {label} cone rows ({r[label]['count']}), one client, p50, /scs VOTable vs rows | "
+                  f"{m:.3f} ms | {base:.3f} ms | {m / base:.2f}x |")
         ld, ql = r["load"], q["load"]
         print(f"| random 1' cones, {a.connections} conns, q/s | {ld['qps']:.0f} | {ql['qps']:.0f} | "
               f"{ld['qps'] / ql['qps']:.2f}x |")
