@@ -278,17 +278,17 @@ impl VisitorMut for Lift {
                     }
                 }
             }
-            ast::Expr::BinaryOp { left, op, right }
-                if matches!(
-                    op,
+            ast::Expr::BinaryOp {
+                left,
+                op:
                     BinaryOperator::Lt
-                        | BinaryOperator::LtEq
-                        | BinaryOperator::Gt
-                        | BinaryOperator::GtEq
-                        | BinaryOperator::Eq
-                        | BinaryOperator::NotEq
-                ) =>
-            {
+                    | BinaryOperator::LtEq
+                    | BinaryOperator::Gt
+                    | BinaryOperator::GtEq
+                    | BinaryOperator::Eq
+                    | BinaryOperator::NotEq,
+                right,
+            } => {
                 self.take(left);
                 self.take(right);
             }
