@@ -120,9 +120,10 @@ async fn plan_or_reuse(
         .map_err(|e| QueryError::Invalid(super::clean_message(&e)))?;
     statement::check_tree(&stmt, limits)?;
     if reuse
-        && params.is_none()
         && let Some(cache) = state.config().get_extension::<PlanCache>()
-        && let Some(plan) = cache.plan(state, &stmt, |p| guard::check(p).is_ok()).await
+        && let Some(plan) = cache
+            .plan(state, &stmt, params, |p| guard::check(p).is_ok())
+            .await
     {
         return Ok((plan, true));
     }

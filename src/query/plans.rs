@@ -18,7 +18,8 @@
 //!   query's value budget);
 //! - a shape that does not plan, or is not cacheable, is remembered as such and its statements
 //!   are planned as before;
-//! - statements with their own placeholders (Flight SQL prepared statements) are not lifted;
+//! - a statement with its own placeholders (a Flight SQL prepared statement) is not lifted:
+//!   it is its own shape, typed as the values bound to it (numbers and booleans);
 //! - the cache serves only the context it was made for (compared by its catalog list: a TAP
 //!   request with uploads plans in a context of its own), and is emptied whenever a table is
 //!   registered or replaced (a new catalog version).
@@ -127,12 +128,16 @@ impl PlanCache {
         &self,
         state: &SessionState,
         stmt: &DFStatement,
+        params: Option<&[ScalarValue]>,
         guard: impl Fn(&LogicalPlan) -> bool,
     ) -> Option<LogicalPlan> {
         if !self.serves(state) {
             return None;
         }
-        let lifted = lift(stmt)?;
+        let lifted = match params {
+            None => lift(stmt)?,
+            Some(p) => with_params(stmt, p)?,
+        };
         let cached = match self.plans.get(&lifted.key) {
             Some(c) => {
                 if matches!(c, Cached::Plan(_)) {
@@ -161,6 +166,43 @@ impl PlanCache {
         let config = OptimizerContext::new().with_max_passes(1);
         simplify.optimize(plan, &config, |_, _| {}).ok()
     }
+}
+
+/// The shape of a statement with its own placeholders and values for them (a Flight SQL
+/// prepared statement): the statement itself, typed as the values are (numbers and booleans;
+/// other types are planned as usual).
+pub fn with_params(stmt: &DFStatement, params: &[ScalarValue]) -> Option<Lifted> {
+    use datafusion::arrow::datatypes::DataType as T;
+    let DFStatement::Statement(s) = stmt else {
+        return None;
+    };
+    if !matches!(s.as_ref(), Statement::Query(_))
+        || params.is_empty()
+        || Visit::visit(s.as_ref(), &mut OwnPlaceholders).is_continue()
+    {
+        return None;
+    }
+    let types = params
+        .iter()
+        .map(|p| match p.data_type() {
+            T::Boolean => Some(SqlType::Boolean),
+            T::Int32 => Some(SqlType::Int(None)),
+            T::Int64 => Some(SqlType::BigInt(None)),
+            T::Float32 => Some(SqlType::Real),
+            T::Float64 => Some(SqlType::Double(ast::ExactNumberInfo::None)),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let prepare = Statement::Prepare {
+        name: Ident::new("astropipe_shape"),
+        data_types: types,
+        statement: Box::new(s.as_ref().clone()),
+    };
+    Some(Lifted {
+        key: prepare.to_string(),
+        statement: prepare,
+        values: params.to_vec(),
+    })
 }
 
 /// The statement's shape and values, when it has numbers to lift and no placeholders of its
@@ -450,7 +492,7 @@ mod tests {
         let state = ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
         let stmt = state.sql_to_statement(sql, &dialect).unwrap();
-        cache.plan(&state, &stmt, |_| true).await
+        cache.plan(&state, &stmt, None, |_| true).await
     }
 
     #[tokio::test]
@@ -474,6 +516,19 @@ mod tests {
         let sql = "SELECT count(*) AS n FROM t WHERE y < 20.1";
         let plan = cached(&ctx, &cache, sql).await;
         assert_eq!(rows(&ctx, plan, sql).await, rows(&ctx, None, sql).await);
+        // A statement with its own placeholders and values for them (Flight SQL).
+        let state = ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let own = "SELECT count(*) AS n FROM t WHERE x > $1 AND y < $2";
+        let stmt = state.sql_to_statement(own, &dialect).unwrap();
+        for (a, b) in [(10i64, 50.0f64), (500, 100.5)] {
+            let p = [ScalarValue::Int64(Some(a)), ScalarValue::Float64(Some(b))];
+            let plan = cache.plan(&state, &stmt, Some(&p), |_| true).await;
+            assert!(plan.is_some(), "{own} with {p:?}");
+            let literal = format!("SELECT count(*) AS n FROM t WHERE x > {a} AND y < {b:?}");
+            assert_eq!(rows(&ctx, plan, "").await, rows(&ctx, None, &literal).await);
+        }
+        assert_eq!(cache.hits(), 20, "the second values reuse the first plan");
         // Volatile functions, joins, subqueries: not cached (planned as usual).
         for sql in [
             "SELECT count(*) FROM t WHERE x < 5 AND random() < 2",

@@ -275,12 +275,16 @@ async fn rust_flight_sql_client_sees_what_http_sees() {
         )
         .unwrap()
     };
+    let plans = astropipe::query::session::plan_cache(&server.state.ctx);
+    let hits = plans.hits();
     for (r, want) in [(0.05, &want_cone), (0.025, &want_half)] {
         prepared.set_parameters(bind(r)).unwrap();
         let info = prepared.execute().await.unwrap();
         let got = fetch(&mut client, info).await;
         assert_eq!(&column_strings(&got, "source_id"), want, "radius {r}");
     }
+    // The second binding ran the plan the first one made (the plan cache's shape).
+    assert!(plans.hits() > hits, "{plans:?}");
     prepared.close().await.unwrap();
 
     // Metadata: the tables, with their Arrow schemas; the server's name.
