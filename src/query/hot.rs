@@ -108,6 +108,9 @@ pub struct HotData {
     cache: quick_cache::sync::Cache<Key, Entry, Weigh>,
     /// Files missed lately (the admission window).
     missed: quick_cache::sync::Cache<(String, u64), ()>,
+    /// Files that could not be loaded (read errors, an index column of another type): not
+    /// tried again, so such a table costs one warning, not one per query.
+    refused: quick_cache::sync::Cache<(String, u64), ()>,
     capacity: AtomicU64,
     observer: Option<Observer>,
 }
@@ -150,6 +153,7 @@ impl HotData {
                 Default::default(),
             ),
             missed: quick_cache::sync::Cache::new(MISS_WINDOW),
+            refused: quick_cache::sync::Cache::new(MISS_WINDOW),
             capacity: AtomicU64::new(bytes),
             observer,
         }
@@ -174,6 +178,7 @@ impl HotData {
     pub fn retain_files(&self, keep: impl Fn(&str) -> bool) {
         self.cache.retain(|k, _| keep(&k.path));
         self.missed.retain(|k, _| keep(&k.0));
+        self.refused.retain(|k, _| keep(&k.0));
     }
 
     fn column(&self, path: &str, size: u64, name: &str) -> Option<ArrayRef> {
@@ -237,6 +242,9 @@ impl HotData {
             return false;
         }
         let k = (path.to_string(), size);
+        if self.refused.get(&k).is_some() {
+            return false;
+        }
         if self.missed.get(&k).is_some() {
             self.missed.remove(&k);
             true
@@ -244,6 +252,11 @@ impl HotData {
             self.missed.insert(k, ());
             false
         }
+    }
+
+    /// Remembers that file `path` could not be loaded (it is read from storage from now on).
+    pub fn refuse(&self, path: &str, size: u64) {
+        self.refused.insert((path.to_string(), size), ());
     }
 
     /// Counts a file served from memory.
@@ -397,5 +410,10 @@ mod tests {
         assert!(!on.admit("a", 1), "first miss only remembered");
         assert!(on.admit("a", 1), "second miss loads");
         assert!(!on.admit("a", 2), "another size is another file");
+        on.refuse("b", 1);
+        assert!(
+            !on.admit("b", 1) && !on.admit("b", 1),
+            "a refused file is not loaded again"
+        );
     }
 }

@@ -215,7 +215,10 @@ impl SkyTable {
                     .await
                 {
                     Ok(()) => rows = hot.rows(path, f.size, &schema, ranges),
-                    Err(e) => tracing::warn!(file = %f.path, error = %e, "not cached"),
+                    Err(e) => {
+                        hot.refuse(path, f.size);
+                        tracing::warn!(file = %f.path, error = %e, "not cached: read from storage from now on");
+                    }
                 }
             }
             match rows {
