@@ -122,15 +122,7 @@ async fn adbc_flight_sql_driver_sees_what_http_sees() {
     assert_eq!(got["info"]["vendor_name"], "astropipe", "{}", got["info"]);
 
     // Flight queries are counted under their own protocol label.
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics
             .lines()

@@ -119,6 +119,22 @@ impl TestServer {
         (status, ct, resp.bytes().await.unwrap().to_vec())
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = self.client.get(self.url("/metrics")).send().await;
+        resp.expect("request").text().await.expect("metrics text")
+    }
+
+    /// The value of one sample of `/metrics`, named with its labels as exposed
+    /// (`name{label="v"}`), or 0 when it is not there yet.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// GETs a JSON document.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         let resp = self

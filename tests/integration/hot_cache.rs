@@ -26,21 +26,9 @@ fn ids(rows: &[serde_json::Value]) -> Vec<String> {
     v
 }
 
-async fn hits(srv: &TestServer) -> u64 {
-    let m = srv
-        .client
-        .get(srv.url("/metrics"))
-        .send()
+async fn hits(srv: &TestServer) -> f64 {
+    srv.metric("astropipe_hot_cache_files_total{outcome=\"hit\"}")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    m.lines()
-        .find(|l| l.starts_with("astropipe_hot_cache_files_total{outcome=\"hit\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::test]
