@@ -80,7 +80,8 @@ pub async fn run<T: Send + 'static>(
 }
 
 /// Checks and plans `sql` (with values for its `$1`, `$2`, ... placeholders), and applies
-/// the read-only guard, on the query runtime.
+/// the read-only guard, on the query runtime. The plan may come from the context's
+/// [`PlanCache`] (then it is optimized already; its schema is the statement's).
 pub async fn plan(
     ctx: &SessionContext,
     sql: &str,
@@ -88,27 +89,24 @@ pub async fn plan(
     limits: &Limits,
 ) -> Result<LogicalPlan, QueryError> {
     let (ctx, sql, limits) = (ctx.clone(), sql.to_string(), limits.clone());
-    run(async move { plan_here(&ctx.state(), &sql, params.as_deref(), &limits).await }).await
+    run(async move {
+        let state = ctx.state();
+        Ok(plan_or_reuse(&state, &sql, params.as_deref(), &limits)
+            .await?
+            .0)
+    })
+    .await
 }
 
-/// [`plan`] on the current thread (which must be a query thread or have a large stack).
-async fn plan_here(
-    state: &SessionState,
-    sql: &str,
-    params: Option<&[ScalarValue]>,
-    limits: &Limits,
-) -> Result<LogicalPlan, QueryError> {
-    Ok(plan_or_reuse(state, sql, params, limits, false).await?.0)
-}
-
-/// [`plan_here`], or — when `reuse` and the context has a [`PlanCache`] — the optimized plan
-/// of the statement's shape with its values put back (true: optimized already).
+/// Checks, plans and guards `sql` on the current thread (which must be a query thread or have
+/// a large stack); or — when the context has a [`PlanCache`] that serves it — takes the
+/// optimized plan of the statement's shape with its values put back (true: optimized
+/// already).
 async fn plan_or_reuse(
     state: &SessionState,
     sql: &str,
     params: Option<&[ScalarValue]>,
     limits: &Limits,
-    reuse: bool,
 ) -> Result<(LogicalPlan, bool), QueryError> {
     if sql.trim().is_empty() {
         return Err(QueryError::Invalid("empty query".into()));
@@ -119,8 +117,7 @@ async fn plan_or_reuse(
         .sql_to_statement(sql, &dialect)
         .map_err(|e| QueryError::Invalid(super::clean_message(&e)))?;
     statement::check_tree(&stmt, limits)?;
-    if reuse
-        && let Some(cache) = state.config().get_extension::<PlanCache>()
+    if let Some(cache) = state.config().get_extension::<PlanCache>()
         && let Some(plan) = cache
             .plan(state, &stmt, params, |p| guard::check(p).is_ok())
             .await
@@ -206,8 +203,7 @@ pub async fn execute(
                 .map_err(|e| QueryError::Internal(super::clean_message(&e)))?;
             // Planned and run on this state directly: a SessionContext around it would clone
             // the whole state (every function registry) once more per step.
-            let (plan, optimized) =
-                plan_or_reuse(&state, &sql, params.as_deref(), &limits, true).await?;
+            let (plan, optimized) = plan_or_reuse(&state, &sql, params.as_deref(), &limits).await?;
             values.split(limits.memory, bounded::count_calls(&plan));
             let planned = Arc::new(plan.schema().as_arrow().clone());
             let physical = if optimized {
