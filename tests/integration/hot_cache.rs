@@ -26,6 +26,27 @@ fn ids(rows: &[serde_json::Value]) -> Vec<String> {
     v
 }
 
+/// One synthetic field per centre (`n_stars` stars, seeds from `seed`), each ingested on its
+/// own into `s.path("cat")`: a catalog of several files.
+async fn ingest_fields(s: &Scratch, centres: &[(f64, f64)], n_stars: usize, seed: u64) {
+    for (i, &(ra0, dec0)) in centres.iter().enumerate() {
+        let frame = FrameSpec {
+            width: 512,
+            height: 512,
+            n_stars,
+            ra0,
+            dec0,
+            seed: seed + i as u64,
+            ..FrameSpec::default()
+        }
+        .generate();
+        let dir = s.path(&format!("in{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("f.fits"), frame.to_fits()).unwrap();
+        ingest(&[&dir], &s.path("cat")).await;
+    }
+}
+
 async fn hits(srv: &TestServer) -> f64 {
     srv.metric("astropipe_hot_cache_files_total{outcome=\"hit\"}")
         .await
@@ -36,25 +57,7 @@ async fn cones_from_memory_equal_cones_from_storage_and_follow_new_versions() {
     let s = Scratch::new("hot");
     let cat = s.path("cat");
     // Three fields, three ingests: several files with sources.
-    for (i, (ra0, dec0)) in [(150.0, 2.0), (150.3, 2.1), (210.0, -30.0)]
-        .iter()
-        .enumerate()
-    {
-        let frame = FrameSpec {
-            width: 512,
-            height: 512,
-            n_stars: 120,
-            ra0: *ra0,
-            dec0: *dec0,
-            seed: 7 + i as u64,
-            ..FrameSpec::default()
-        }
-        .generate();
-        let dir = s.path(&format!("in{i}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("f.fits"), frame.to_fits()).unwrap();
-        ingest(&[&dir], &cat).await;
-    }
+    ingest_fields(&s, &[(150.0, 2.0), (150.3, 2.1), (210.0, -30.0)], 120, 7).await;
     let cache = 8u64 << 20;
     let hot = server(&cat, cache).await;
     let cold = server(&cat, 0).await;
@@ -123,22 +126,8 @@ async fn cones_from_memory_equal_cones_from_storage_and_follow_new_versions() {
 async fn a_small_cache_stays_within_its_bound() {
     let s = Scratch::new("hot-small");
     let cat = s.path("cat");
-    for i in 0..4 {
-        let frame = FrameSpec {
-            width: 512,
-            height: 512,
-            n_stars: 200,
-            ra0: 30.0 + i as f64,
-            dec0: 10.0,
-            seed: 40 + i as u64,
-            ..FrameSpec::default()
-        }
-        .generate();
-        let dir = s.path(&format!("in{i}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("f.fits"), frame.to_fits()).unwrap();
-        ingest(&[&dir], &cat).await;
-    }
+    let fields: Vec<(f64, f64)> = (0..4).map(|i| (30.0 + i as f64, 10.0)).collect();
+    ingest_fields(&s, &fields, 200, 40).await;
     let cache = 64u64 << 10;
     let srv = server(&cat, cache).await;
     let h = session::hot_data(&srv.state.ctx);
