@@ -25,7 +25,6 @@ use futures::TryStreamExt;
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What a cache lookup or load did (for the service's metrics; the engine knows no telemetry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +110,8 @@ pub struct HotData {
     /// Files that could not be loaded (read errors, an index column of another type): not
     /// tried again, so such a table costs one warning, not one per query.
     refused: quick_cache::sync::Cache<(String, u64), ()>,
-    capacity: AtomicU64,
+    /// Bytes at most (0: off); fixed when made.
+    capacity: u64,
     observer: Option<Observer>,
 }
 
@@ -154,13 +154,13 @@ impl HotData {
             ),
             missed: quick_cache::sync::Cache::new(MISS_WINDOW),
             refused: quick_cache::sync::Cache::new(MISS_WINDOW),
-            capacity: AtomicU64::new(bytes),
+            capacity: bytes,
             observer,
         }
     }
 
     pub fn capacity(&self) -> u64 {
-        self.capacity.load(Ordering::Relaxed)
+        self.capacity
     }
 
     /// Bytes held now.
