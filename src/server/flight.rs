@@ -181,6 +181,35 @@ fn ticket_info(
         .with_descriptor(descriptor))
 }
 
+/// `stream` with its first batch already pulled (as HTTP SQL does): an execution error then
+/// gets a status of its own instead of ending a stream that has begun, and a small result —
+/// first batch and end of stream, when the end is already known — leaves in the same write
+/// as the response's headers, not one write and one wake-up of the client each.
+async fn prefetch(
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+) -> Result<impl Stream<Item = datafusion::error::Result<arrow::array::RecordBatch>> + Send, Status>
+{
+    use futures::FutureExt;
+    let mut ready = Vec::with_capacity(2);
+    let rest = match stream.next().await {
+        Some(Err(e)) => return Err(status(QueryError::from_execution(&e))),
+        None => None,
+        Some(Ok(b)) => {
+            ready.push(Ok(b));
+            // One look, without waiting, at whether the result has ended already.
+            match stream.next().now_or_never() {
+                Some(None) => None,
+                Some(Some(item)) => {
+                    ready.push(item);
+                    Some(stream)
+                }
+                None => Some(stream),
+            }
+        }
+    };
+    Ok(futures::stream::iter(ready).chain(futures::stream::iter(rest).flatten()))
+}
+
 fn batch_stream(
     schema: SchemaRef,
     batch: arrow::error::Result<arrow::array::RecordBatch>,
@@ -273,7 +302,7 @@ impl FlightSql {
         let schema = limited.planned_schema.clone();
         let truncated = limited.truncated.clone();
         let announced = schema.clone();
-        let data = limited.stream.map(move |r| {
+        let data = prefetch(limited.stream).await?.map(move |r| {
             let batch = r.map_err(|e| {
                 FlightError::Tonic(Box::new(status(QueryError::from_execution(&e))))
             })?;

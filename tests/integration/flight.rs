@@ -315,6 +315,21 @@ async fn rust_flight_sql_client_sees_what_http_sees() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("not found"), "{e}");
+    // An error only execution finds (GetFlightInfo plans it fine): DoGet answers with the
+    // error as its status, not with a stream that starts and breaks off.
+    let info = client
+        .execute(
+            "SELECT CAST(file_sha256 AS BIGINT) AS n FROM exposures".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let e = match client.do_get(ticket).await {
+        Err(e) => e,
+        Ok(_) => panic!("DoGet of a failing query answered with a stream"),
+    };
+    assert!(e.to_string().contains("Cannot cast"), "{e}");
     let info = client
         .execute("SELECT count(*) AS n FROM exposures".into(), None)
         .await
