@@ -3,11 +3,14 @@
 //!
 //! `cargo bench --bench http_load -- --url http://127.0.0.1:PORT [--seconds 60]
 //!  [--connections 32] [--table cat] [--radius-deg 0.016667] [--server-pid PID]
-//!  [--centre RA,DEC] [--count] [--scs]`
+//!  [--centre RA,DEC] [--count] [--scs | --flight HOST:PORT]`
 //!
 //! Each connection loops: a 1′ cone at a random centre (uniform on the sphere, seeded), or
 //! always at `--centre`, as `POST /v1/sql` (`SELECT id, ra, dec, mag`, or `count(*)` with
-//! `--count`) or, with `--scs`, as `GET /scs?...&VERB=1`; the response is read in full. Prints JSON: queries/s, p50/p90/p99/max
+//! `--count`) or, with `--scs`, as `GET /scs?...&VERB=1`, or, with `--flight`, as a Flight
+//! SQL prepared statement (prepared once per connection; each query binds its centre and
+//! radius with DoPut, then GetFlightInfo and DoGet — the three calls every Flight SQL
+//! driver makes); the response is read in full. Prints JSON: queries/s, p50/p90/p99/max
 //! latency, errors, and — with `--server-pid` — the server's resident memory sampled every
 //! second (first, last, max), to show it stays flat.
 
@@ -41,6 +44,66 @@ impl Rng {
     }
 }
 
+/// One connection's loop of Flight SQL prepared cones: (latencies, errors, bytes of Arrow data).
+async fn flight_loop(
+    addr: String,
+    sql: String,
+    c: usize,
+    centre: Option<(f64, f64)>,
+    radius: f64,
+    stop: Arc<AtomicBool>,
+) -> (Vec<f64>, u64, u64) {
+    use arrow::array::{ArrayRef, Float64Array, RecordBatch};
+    use arrow_flight::sql::client::FlightSqlServiceClient;
+    use futures::TryStreamExt;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("flight address")
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .expect("flight connect");
+    let mut client = FlightSqlServiceClient::new(channel);
+    let mut prepared = client.prepare(sql, None).await.expect("prepare");
+    let mut rng = Rng(0xA57E_0000 + c as u64);
+    let (mut lat, mut errors, mut bytes) = (Vec::new(), 0u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        let (ra, dec) = centre.unwrap_or_else(|| {
+            (
+                360.0 * rng.next(),
+                (2.0 * rng.next() - 1.0).asin().to_degrees(),
+            )
+        });
+        let column = |v: f64| Arc::new(Float64Array::from(vec![v])) as ArrayRef;
+        let params = RecordBatch::try_from_iter([
+            ("$1", column(ra)),
+            ("$2", column(dec)),
+            ("$3", column(radius)),
+        ])
+        .expect("parameters");
+        let t0 = Instant::now();
+        prepared.set_parameters(params).expect("bind");
+        let once = async {
+            let info = prepared.execute().await?;
+            let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+            let batches: Vec<RecordBatch> = client.do_get(ticket).await?.try_collect().await?;
+            Ok::<_, arrow_flight::error::FlightError>(
+                batches
+                    .iter()
+                    .map(|b| b.get_array_memory_size() as u64)
+                    .sum::<u64>(),
+            )
+        };
+        match once.await {
+            Ok(b) => {
+                bytes += b;
+                lat.push(t0.elapsed().as_secs_f64());
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    (lat, errors, bytes)
+}
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
@@ -66,6 +129,7 @@ fn main() {
     });
     let count = std::env::args().any(|a| a == "--count");
     let scs = std::env::args().any(|a| a == "--scs");
+    let flight = arg("--flight");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -82,6 +146,14 @@ fn main() {
         for c in 0..conns {
             let (client, stop, endpoint, table) =
                 (client.clone(), stop.clone(), endpoint.clone(), table.clone());
+            if let Some(addr) = flight.clone() {
+                let what = if count { "count(*)" } else { "id, ra, dec, mag" };
+                let sql = format!(
+                    "SELECT {what} FROM {table} WHERE cone_contains(ra, dec, $1, $2, $3)"
+                );
+                tasks.push(tokio::spawn(flight_loop(addr, sql, c, centre, radius, stop)));
+                continue;
+            }
             tasks.push(tokio::spawn(async move {
                 let mut rng = Rng(0xA57E_0000 + c as u64);
                 let mut lat = Vec::new();
