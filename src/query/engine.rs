@@ -16,14 +16,16 @@ use super::plans::PlanCache;
 use super::{QueryError, guard, statement};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::{DataFusionError, ParamValues, ScalarValue};
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DFStatement;
 use futures::{FutureExt, StreamExt};
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -108,6 +110,15 @@ async fn plan_or_reuse(
     params: Option<&[ScalarValue]>,
     limits: &Limits,
 ) -> Result<(LogicalPlan, bool), QueryError> {
+    let stmt = parse(state, sql, limits)?;
+    if let Some(plan) = reuse(state, &stmt, params).await {
+        return Ok((plan, true));
+    }
+    Ok((plan_fresh(state, stmt, params).await?, false))
+}
+
+/// `sql` parsed, within the statement limits (its text, then its tree).
+fn parse(state: &SessionState, sql: &str, limits: &Limits) -> Result<DFStatement, QueryError> {
     if sql.trim().is_empty() {
         return Err(QueryError::Invalid("empty query".into()));
     }
@@ -117,13 +128,29 @@ async fn plan_or_reuse(
         .sql_to_statement(sql, &dialect)
         .map_err(|e| QueryError::Invalid(super::clean_message(&e)))?;
     statement::check_tree(&stmt, limits)?;
-    if let Some(cache) = state.config().get_extension::<PlanCache>()
-        && let Some(plan) = cache
-            .plan(state, &stmt, params, |p| guard::check(p).is_ok())
-            .await
-    {
-        return Ok((plan, true));
-    }
+    Ok(stmt)
+}
+
+/// The optimized plan of `stmt`'s shape from the state's [`PlanCache`], its values put back;
+/// `None` when the cache does not serve this state or the shape is not for it. Such plans
+/// hold none of [`bounded`]'s calls, so `state` needs no query's value budget.
+async fn reuse(
+    state: &SessionState,
+    stmt: &DFStatement,
+    params: Option<&[ScalarValue]>,
+) -> Option<LogicalPlan> {
+    let cache = state.config().get_extension::<PlanCache>()?;
+    cache
+        .plan(state, stmt, params, |p| guard::check(p).is_ok())
+        .await
+}
+
+/// `stmt` planned (not optimized), guarded, with `params` bound.
+async fn plan_fresh(
+    state: &SessionState,
+    stmt: DFStatement,
+    params: Option<&[ScalarValue]>,
+) -> Result<LogicalPlan, QueryError> {
     let mut plan = state
         .statement_to_plan(stmt)
         .await
@@ -134,7 +161,7 @@ async fn plan_or_reuse(
             .with_param_values(ParamValues::from(p.to_vec()))
             .map_err(QueryError::from_planning)?;
     }
-    Ok((plan, false))
+    Ok(plan)
 }
 
 /// A running query.
@@ -195,15 +222,24 @@ pub async fn execute(
             let rt = rt
                 .build_arc()
                 .map_err(|e| QueryError::Internal(super::clean_message(&e)))?;
-            let mut state = SessionStateBuilder::new_from_existing(ctx.state())
-                .with_runtime_env(rt)
-                .build();
             let values = ValueBudget::new(limits.max_value_bytes, limits.memory);
-            bounded::register(&mut state, &values)
-                .map_err(|e| QueryError::Internal(super::clean_message(&e)))?;
-            // Planned and run on this state directly: a SessionContext around it would clone
-            // the whole state (every function registry) once more per step.
-            let (plan, optimized) = plan_or_reuse(&state, &sql, params.as_deref(), &limits).await?;
+            // A statement of a cached shape is planned on the served state as it is: its plan
+            // holds no bounded calls, so it needs no copy of the state with them registered
+            // (that copy — every function registry cloned — cost as much as the cone).
+            let base = ctx.state();
+            let stmt = parse(&base, &sql, &limits)?;
+            let (state, plan, optimized) = match reuse(&base, &stmt, params.as_deref()).await {
+                Some(plan) => (base, plan, true),
+                None => {
+                    let mut state = SessionStateBuilder::new_from_existing(base)
+                        .with_runtime_env(rt.clone())
+                        .build();
+                    bounded::register(&mut state, &values)
+                        .map_err(|e| QueryError::Internal(super::clean_message(&e)))?;
+                    let plan = plan_fresh(&state, stmt, params.as_deref()).await?;
+                    (state, plan, false)
+                }
+            };
             values.split(limits.memory, bounded::count_calls(&plan));
             let planned = Arc::new(plan.schema().as_arrow().clone());
             let physical = if optimized {
@@ -215,7 +251,20 @@ pub async fn execute(
                 state.create_physical_plan(&plan).await
             }
             .map_err(QueryError::from_planning)?;
-            let stream = datafusion::physical_plan::execute_stream(physical, state.task_ctx())
+            // Executed under the query's runtime (its memory pool and spill allowance). The
+            // physical plan holds its functions; execution looks none up by name, so the task
+            // carries no copy of the registries.
+            let task = TaskContext::new(
+                None,
+                state.session_id().to_string(),
+                state.config().clone(),
+                HashMap::new(),
+                HashMap::new(),
+                HashMap::new(),
+                HashMap::new(),
+                rt,
+            );
+            let stream = datafusion::physical_plan::execute_stream(physical, Arc::new(task))
                 .map_err(classify)?;
             Ok::<_, QueryError>((stream, planned))
         };
@@ -417,5 +466,47 @@ mod tests {
             "{err}"
         );
         assert!(t0.elapsed() < std::time::Duration::from_secs(3));
+    }
+
+    /// A statement whose plan comes from the plan cache runs on the served state, but under
+    /// the query's own runtime: its memory limit holds as on the planned-afresh path.
+    #[tokio::test]
+    async fn a_cached_plan_runs_under_its_own_memory_limit() {
+        let cache = Arc::new(PlanCache::default());
+        let config = datafusion::prelude::SessionConfig::new().with_extension(cache.clone());
+        let ctx = SessionContext::new_with_config(config);
+        cache.bind(ctx.state().catalog_list().clone());
+        let x = arrow::array::Float64Array::from_iter_values((0..200_000).map(f64::from));
+        let batch = arrow::array::RecordBatch::try_from_iter([(
+            "x",
+            Arc::new(x) as arrow::array::ArrayRef,
+        )])
+        .unwrap();
+        ctx.register_batch("t", batch).unwrap();
+        let collect = |sql: &'static str, limits: Limits| {
+            let ctx = ctx.clone();
+            async move {
+                let mut l = execute(&ctx, sql, None, &limits, &Budget::unlimited()).await?;
+                let mut rows = 0;
+                while let Some(b) = l.stream.next().await {
+                    rows += b.map_err(|e| QueryError::from_execution(&e))?.num_rows();
+                }
+                Ok::<_, QueryError>(rows)
+            }
+        };
+        let small = Limits {
+            memory: Some(256 << 10),
+            ..Limits::default()
+        };
+        for sql in [
+            "SELECT array_agg(x) FROM t WHERE x > 5",
+            "SELECT array_agg(x) FROM t WHERE x > 6",
+        ] {
+            assert_eq!(collect(sql, Limits::default()).await.unwrap(), 1, "{sql}");
+            let e = collect(sql, small.clone()).await.unwrap_err();
+            assert!(matches!(e, QueryError::ResourcesExhausted(_)), "{sql}: {e}");
+        }
+        assert_eq!(cache.misses(), 1);
+        assert!(cache.hits() >= 3, "{cache:?}");
     }
 }
