@@ -7,7 +7,7 @@
 //! | phase | deadline (from its start) |
 //! | --- | --- |
 //! | idle: keep-alive, waiting for a request | `idle_timeout` |
-//! | header: the first bytes of a request came, the header is not complete | `header_timeout` |
+//! | header: newly accepted, or the first bytes of a request came; the header is not complete | `header_timeout` |
 //! | body: the header came, the body is still arriving | the endpoint's body timeout |
 //! | busy: the request is handled and its response written | `request_timeout` from the header |
 //!
@@ -273,7 +273,11 @@ pub async fn serve(
             id: registry.next.fetch_add(1, Ordering::Relaxed),
             peer,
             client,
-            phase: AtomicU8::new(IDLE),
+            // Waiting for its first request counts as sending a header: the header deadline
+            // runs from the connect, and eviction takes it after every older half-sent
+            // header. (As idle, a probe's new connection was the first to go when a flood
+            // still waiting in the accept queue came in behind it.)
+            phase: AtomicU8::new(HEADER),
             since_ms: AtomicU64::new(epoch.elapsed().as_millis() as u64),
             body_ms: AtomicU64::new(0),
             epoch,
@@ -683,5 +687,69 @@ impl tonic::transport::server::Connected for IdleIo {
             local_addr: self.io.local_addr().ok(),
             remote_addr: self.io.peer_addr().ok(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// All slots held by half-sent headers; a client connects, and before it has sent its
+    /// request one more half-open connection arrives. The newcomer must evict the oldest
+    /// half-sent header, not the client that has only just connected.
+    #[tokio::test]
+    async fn a_new_connection_outlives_older_half_sent_headers() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = ConnLimits {
+            max_connections: 4,
+            max_client_connections: 100,
+            ..ConnLimits::default()
+        };
+        let app = Router::new().route("/livez", axum::routing::get(|| async { "ok" }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            app,
+            limits,
+            async {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(1),
+        ));
+        let settle = || tokio::time::sleep(Duration::from_millis(100));
+        let mut flood = Vec::new();
+        for _ in 0..3 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /livez HTTP/1.1\r\nX-Slow: ")
+                .await
+                .unwrap();
+            flood.push(s);
+            settle().await;
+        }
+        let mut probe = TcpStream::connect(addr).await.unwrap();
+        settle().await;
+        let mut late = TcpStream::connect(addr).await.unwrap();
+        late.write_all(b"GET /livez HTTP/1.1\r\nX-Slow: ")
+            .await
+            .unwrap();
+        settle().await;
+        probe
+            .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        probe.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        // The oldest half-sent header made room.
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(2), flood[0].read(&mut buf))
+            .await
+            .expect("the oldest half-open connection was closed");
+        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+        drop((flood, late));
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
     }
 }
