@@ -98,9 +98,11 @@ fn main() {
         let t = Instant::now();
         rt.block_on(async {
             let mut up = BufWriter::new(store.clone(), path("astropipe.parquet"));
-            let mut w =
-                writer::ParallelWriter::try_new(sorted.schema(), writer::properties(Some(hp_idx)))
-                    .unwrap();
+            let mut w = writer::ParallelWriter::try_new(
+                sorted.schema(),
+                writer::properties(&sorted.schema(), Some(hp_idx)),
+            )
+            .unwrap();
             for b in &input {
                 w.write(b).unwrap();
                 let out = w.take_bytes();
@@ -123,7 +125,7 @@ fn main() {
             let mut w = parquet::arrow::AsyncArrowWriter::try_new(
                 up,
                 sorted.schema(),
-                Some(writer::properties(Some(hp_idx))),
+                Some(writer::properties(&sorted.schema(), Some(hp_idx))),
             )
             .unwrap();
             for b in &input {

@@ -49,7 +49,7 @@ impl PartWriter {
         sort_col: Option<usize>,
     ) -> Result<Self, CompactError> {
         let upload = BufWriter::new(loc.store.clone(), loc.path(&rel));
-        let writer = ParallelWriter::try_new(schema.clone(), writer::properties(sort_col))
+        let writer = ParallelWriter::try_new(schema.clone(), writer::properties(schema, sort_col))
             .map_err(|e| CompactError::Write {
                 path: rel.clone(),
                 message: e.to_string(),
