@@ -28,13 +28,15 @@ use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, OnceLock};
 use tokio::time::Instant;
 
 /// Stack of each query thread. Only the pages a query touches are committed.
 pub const STACK_BYTES: usize = 64 << 20;
 
-static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+
+fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -42,8 +44,24 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .thread_stack_size(STACK_BYTES)
         .enable_all()
         .build()
-        .expect("the query runtime starts")
-});
+}
+
+/// Starts the query runtime now (a server calls this before it accepts connections). Made on
+/// the first query instead, it could meet a flood of connections holding every file
+/// descriptor, fail, and fail that query.
+pub fn start() -> std::io::Result<()> {
+    static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+    if RUNTIME.get().is_none() {
+        let _ = RUNTIME.set(build_runtime()?);
+    }
+    Ok(())
+}
+
+/// The query runtime, started on first use when [`start`] was not called (the CLI, tests).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    RUNTIME.get_or_init(|| build_runtime().expect("the query runtime starts"))
+}
 
 /// Aborts a task of the query runtime when dropped (the client went away, or gave up).
 struct AbortOnDrop(tokio::task::AbortHandle);
@@ -71,7 +89,7 @@ fn internal(p: Box<dyn std::any::Any + Send>) -> QueryError {
 pub async fn run<T: Send + 'static>(
     fut: impl Future<Output = Result<T, QueryError>> + Send + 'static,
 ) -> Result<T, QueryError> {
-    let handle = RUNTIME.spawn(AssertUnwindSafe(fut).catch_unwind());
+    let handle = runtime().spawn(AssertUnwindSafe(fut).catch_unwind());
     let _abort = AbortOnDrop(handle.abort_handle());
     match handle.await {
         Ok(Ok(r)) => r,
@@ -197,7 +215,7 @@ pub async fn execute(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<arrow::array::RecordBatch, QueryError>>(2);
     let (ctx, sql, limits2, budget) =
         (ctx.clone(), sql.to_string(), limits.clone(), budget.clone());
-    let task = RUNTIME.spawn(async move {
+    let task = runtime().spawn(async move {
         let limits = limits2;
         let pool = budget.query_pool(limits.memory);
         let classify = |e: DataFusionError| match QueryError::from_execution(&e) {

@@ -155,6 +155,7 @@ pub struct Server {
 
 impl Server {
     pub async fn build(opts: &ServeOptions) -> Result<Server, ServeError> {
+        crate::query::engine::start()?;
         let loc = Location::open(&opts.catalog)?;
         let hot = Arc::new(HotData::new(
             opts.hot_cache,
