@@ -34,6 +34,20 @@ pub const COOSYS_ID: &str = "icrs";
 /// Escapes text for XML content and attribute values.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    escape_into(s, &mut out);
+    out
+}
+
+/// [`escape`], appending to `out`.
+pub fn escape_into(s: &str, out: &mut String) {
+    // Most text (numbers, identifiers) needs nothing escaped: copied at once.
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'') || b < 0x20)
+    {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -46,7 +60,6 @@ pub fn escape(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// How a column is declared: VOTable datatype, arraysize and xtype.
@@ -356,18 +369,38 @@ impl VotableEncoder {
             .zip(&self.types)
             .map(|(a, t)| Cells::new(a, t.datatype == "char"))
             .collect::<Result<_, _>>()?;
-        let mut out = String::with_capacity(batch.num_rows() * self.columns * 16);
+        let mut out = String::with_capacity(batch.num_rows() * self.columns * 24);
         let mut cell = String::new();
         for row in 0..batch.num_rows() {
             out.push_str("<TR>");
             for c in &cells {
-                cell.clear();
-                c.write(row, &mut cell)?;
-                if cell.is_empty() {
+                // Numbers are written in place (they need no escaping); other text through
+                // one reused buffer, escaped as it is appended.
+                let text = if c.is_numeric() {
+                    &mut out
+                } else {
+                    cell.clear();
+                    &mut cell
+                };
+                let start = text.len();
+                if c.is_numeric() {
+                    text.push_str("<TD>");
+                }
+                let before = text.len();
+                c.write(row, text)?;
+                let empty = text.len() == before;
+                if c.is_numeric() {
+                    if empty {
+                        out.truncate(start);
+                        out.push_str("<TD/>");
+                    } else {
+                        out.push_str("</TD>");
+                    }
+                } else if empty {
                     out.push_str("<TD/>");
                 } else {
                     out.push_str("<TD>");
-                    out.push_str(&escape(&cell));
+                    escape_into(&cell, &mut out);
                     out.push_str("</TD>");
                 }
             }
@@ -435,6 +468,15 @@ impl<'a> Cells<'a> {
         })
     }
 
+    /// Whether the cells are numbers only (nothing in them to escape).
+    fn is_numeric(&self) -> bool {
+        match self {
+            Cells::F64(_) | Cells::F32(_) => true,
+            Cells::Other(a, _) => a.data_type().is_integer(),
+            _ => false,
+        }
+    }
+
     fn write(&self, row: usize, out: &mut String) -> Result<(), ArrowError> {
         match self {
             Cells::F64(a) => {
@@ -444,9 +486,14 @@ impl<'a> Cells<'a> {
             }
             Cells::F32(a) => {
                 if a.is_valid(row) {
-                    // Through the shortest f32 text, so 0.1f32 reads back as 0.1.
-                    let v: f64 = format!("{:?}", a.value(row)).parse().unwrap_or(f64::NAN);
-                    write_float(v, out);
+                    // The shortest f32 text, so 0.1f32 reads back as 0.1 (the same text as
+                    // the f64 nearest that decimal would print).
+                    let v = a.value(row);
+                    if v.is_finite() {
+                        let _ = write!(out, "{v:?}");
+                    } else {
+                        write_float(f64::from(v), out);
+                    }
                 }
             }
             Cells::List(a) => {
@@ -539,5 +586,45 @@ mod tests {
         );
         assert!(enc.finish(&Ending::Overflow).contains("value=\"OVERFLOW\""));
         assert!(error_document("bad <query>").contains("value=\"ERROR\">bad &lt;query&gt;<"));
+    }
+
+    /// Single-precision cells read back as the decimals they were (0.1, not
+    /// 0.10000000149011612), in the same text a double of that value gets; not-finite ones
+    /// as VOTable spells them.
+    #[test]
+    fn float32_cells_are_their_shortest_text() {
+        let schema = Arc::new(Schema::new(vec![Field::new("m", DataType::Float32, true)]));
+        let values = [
+            Some(0.1f32),
+            Some(21.25),
+            Some(1e-7),
+            Some(3.4e38),
+            Some(f32::NEG_INFINITY),
+            None,
+        ];
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(arrow::array::Float32Array::from(values.to_vec()))],
+        )
+        .unwrap();
+        let (mut enc, _) = VotableEncoder::new(&schema, &[]);
+        let rows = enc.encode(&batch).unwrap();
+        let mut want = String::new();
+        for v in values {
+            match v {
+                Some(v) if v.is_finite() => {
+                    let text = format!("{v:?}");
+                    let back: f64 = text.parse().unwrap();
+                    assert_eq!(format!("{back:?}"), text);
+                    want += &format!("<TR><TD>{text}</TD></TR>\n");
+                }
+                Some(_) => want += "<TR><TD>-Inf</TD></TR>\n",
+                None => want += "<TR><TD/></TR>\n",
+            }
+        }
+        assert_eq!(rows, want);
+        assert!(
+            rows.starts_with("<TR><TD>0.1</TD></TR>\n<TR><TD>21.25</TD></TR>\n<TR><TD>1e-7</TD>")
+        );
     }
 }
