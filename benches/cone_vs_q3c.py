@@ -8,8 +8,10 @@ it as the HATS catalog benches/make_hats.py wrote, or any `--hats DIR` given), b
 
   1. one client, a 1' and a 1 deg cone on a catalog source, for --single-seconds: `count(*)`
      through q3c with pgbench -M prepared (a C client; prepared statement) vs astropipe's HTTP
-     SQL (the Rust client `http_load`, one connection) and Flight SQL prepared statements
-     (ADBC driver, Python); and the rows (`id, ra, dec, mag`) through q3c vs astropipe's
+     SQL (the Rust client `http_load`, one connection) and Flight SQL prepared statements,
+     from a native client (`http_load --flight`, arrow-flight's Rust client: bind with DoPut,
+     GetFlightInfo, DoGet — the counterpart of pgbench) and from the ADBC driver (Python over
+     Go); and the rows (`id, ra, dec, mag`) through q3c vs astropipe's
      /scs (VERB=1: id, ra, dec and the distance, as a VOTable; `http_load --scs`);
   2. random 1' cones uniform on the sphere, `SELECT id, ra, dec, mag`, 16 connections for
      --seconds: pgbench -M prepared -c 16 vs http_load -c 16 (HTTP SQL);
@@ -253,11 +255,14 @@ def main():
                         "count": n,
                         "http": http_load(a.load_bin, url, a.single_seconds, 1, srv.pid, c + ["--count"]),
                         "scs": http_load(a.load_bin, url, a.single_seconds, 1, srv.pid, c + ["--scs"]),
-                        "flight_prepared": flight_prepared(
+                        "flight_prepared": http_load(
+                            a.load_bin, url, a.single_seconds, 1, srv.pid,
+                            c + ["--count", "--flight", f"127.0.0.1:{fport}"]),
+                        "flight_prepared_adbc": flight_prepared(
                             fport, "SELECT count(*) FROM cat WHERE cone_contains(ra, dec, $1, $2, $3)",
                             centre, radius, a.single_seconds),
                     }
-                    assert ap_r[label]["flight_prepared"]["count"] == n
+                    assert ap_r[label]["flight_prepared_adbc"]["count"] == n
                 ap_r["load"] = http_load(a.load_bin, url, a.seconds, a.connections, srv.pid, [])
                 R[f"astropipe {hats}"] = ap_r
             finally:
@@ -272,7 +277,7 @@ def main():
         print(f"| *{hats}* | | | |")
         for label in ("1arcmin", "1deg"):
             base = q[label]["p50_ms"]
-            for how in ("flight_prepared", "http"):
+            for how in ("flight_prepared", "flight_prepared_adbc", "http"):
                 m = r[label][how]["p50_ms"]
                 print(f"| {label} cone count, one client, p50, {how} | {m:.3f} ms | {base:.3f} ms | {m / base:.2f}x |")
             base = q[label + " rows"]["p50_ms"]
