@@ -20,7 +20,7 @@
 //! | [`format`] | result encoders, batch by batch (JSON, NDJSON, CSV, Arrow IPC, Parquet, VOTable, text) |
 //! | [`http`] | HTTP plumbing `serve` and `worker` share: connections with deadlines and a cap, client identity, slots and rates, auth, errors, probes, metrics, shutdown |
 //! | [`service`] | what the catalog service's protocols share: its state, query slots, results streamed as HTTP, query errors → statuses |
-//! | [`ivoa`] | IVOA: ADQL, TAP (sync, UWS async jobs in the store, uploads, VOSI, examples), Cone Search, ObsCore and SIA, TAP_SCHEMA, VOTable (write and read) |
+//! | [`ivoa`] | IVOA: ADQL, TAP (sync, UWS async jobs in the store, uploads, VOSI, examples), Cone Search, ObsCore and SIA, TAP_SCHEMA, VOTable (write and read), MOC (FITS through `fits`' writer) |
 //! | [`server`] | `serve`: the router (SQL, tables, IVOA), Arrow Flight SQL, listeners |
 //! | [`worker`] | `worker`: the image-processor service — jobs API, durable queue in the object store, leases |
 //! | [`telemetry`] | logging setup and every Prometheus metric |
@@ -114,6 +114,7 @@ mod layering {
         (
             "ivoa",
             &[
+                "fits",
                 "query",
                 "catalog",
                 "service",

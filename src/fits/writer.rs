@@ -104,6 +104,56 @@ impl FitsWriter {
         self
     }
 
+    /// Appends a binary table of one column of 64-bit integers (`TFORM1 = '1K'`) named
+    /// `column`, with extra `cards`. As the first HDU it is preceded by an empty primary HDU
+    /// (a primary HDU cannot be a table).
+    pub fn bintable_i64(
+        &mut self,
+        column: &str,
+        values: &[i64],
+        cards: &[(&str, HeaderValue)],
+    ) -> &mut Self {
+        if self.hdus == 0 {
+            for c in [
+                card("SIMPLE", &HeaderValue::Bool(true), None),
+                card("BITPIX", &HeaderValue::Int(8), None),
+                card("NAXIS", &HeaderValue::Int(0), None),
+                card("EXTEND", &HeaderValue::Bool(true), None),
+                end_card(),
+            ] {
+                self.out.extend_from_slice(&c);
+            }
+            pad(&mut self.out, b' ');
+            self.hdus += 1;
+        }
+        let mut h = vec![
+            card("XTENSION", &HeaderValue::Str("BINTABLE".into()), None),
+            card("BITPIX", &HeaderValue::Int(8), None),
+            card("NAXIS", &HeaderValue::Int(2), None),
+            card("NAXIS1", &HeaderValue::Int(8), None),
+            card("NAXIS2", &HeaderValue::Int(values.len() as i64), None),
+            card("PCOUNT", &HeaderValue::Int(0), None),
+            card("GCOUNT", &HeaderValue::Int(1), None),
+            card("TFIELDS", &HeaderValue::Int(1), None),
+            card("TTYPE1", &HeaderValue::Str(column.into()), None),
+            card("TFORM1", &HeaderValue::Str("1K".into()), None),
+        ];
+        for (k, v) in cards {
+            h.push(card(k, v, None));
+        }
+        h.push(end_card());
+        for c in &h {
+            self.out.extend_from_slice(c);
+        }
+        pad(&mut self.out, b' ');
+        for v in values {
+            self.out.extend_from_slice(&v.to_be_bytes());
+        }
+        pad(&mut self.out, 0);
+        self.hdus += 1;
+        self
+    }
+
     pub fn finish(self) -> Vec<u8> {
         self.out
     }

@@ -637,3 +637,59 @@ async fn adql_geometry_tap_schema_formats_and_examples() {
         assert!(!cells(&body).is_empty(), "{} returned nothing", e.file);
     }
 }
+
+/// `GET /v1/tables/{t}/moc`: the MOC of the rows' positions equals mocpy's (JSON and FITS,
+/// read by mocpy) at a coarse and a fine order; bad requests get clear 4xx answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_moc_matches_mocpys_from_the_same_positions() {
+    let s = Scratch::new("moc");
+    sample_field_catalog(&s).await;
+    let server = TestServer::start(&s.path("cat")).await;
+    for (path, status) in [
+        ("/v1/tables/sources/moc?order=30", 400),
+        ("/v1/tables/sources/moc?format=png", 400),
+        ("/v1/tables/nowhere/moc", 404),
+        ("/v1/tables/exposures/moc", 400),
+    ] {
+        let r = server.client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), status, "{path}: {}", r.text().await.unwrap());
+    }
+    let r = server
+        .client
+        .get(server.url("/v1/tables/sources/moc?order=6"))
+        .header("Accept", "application/fits")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/fits");
+    assert!(r.bytes().await.unwrap().starts_with(b"SIMPLE  ="));
+
+    let Some(python) = test_python() else { return };
+    let base = format!("http://{}", server.addr);
+    for order in [6, 14] {
+        let (python, base) = (python.clone(), base.clone());
+        let v = tokio::task::spawn_blocking(move || {
+            run_python(
+                &python,
+                "moc_check.py",
+                &[&base, "sources", &order.to_string()],
+            )
+        })
+        .await
+        .unwrap();
+        assert!(v["rows"].as_u64().unwrap() > 100, "{v}");
+        assert_eq!(v["json_equal"], true, "order {order}: {v}");
+        assert_eq!(v["fits_equal"], true, "order {order}: {v}");
+        assert_eq!(v["json_max_order"], order, "{v}");
+        assert_eq!(v["fits_max_order"], order, "{v}");
+        // At order 14 (13″ cells) the field's sources are mostly cells of their own.
+        if order == 14 {
+            assert!(v["cells_ours"].as_u64().unwrap() > 100, "{v}");
+        }
+        let (a, b) = (
+            v["sky_fraction_ours"].as_f64().unwrap(),
+            v["sky_fraction_mocpy"].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() <= 1e-9 * b.max(1e-12), "{v}");
+    }
+}

@@ -101,6 +101,7 @@ pub fn router(app: Arc<AppState>, jobs: Arc<Jobs>) -> Router {
         .route("/v1/sql", post(sql::post_sql))
         .route("/v1/tables", get(tables::list))
         .route("/v1/tables/{name}", get(tables::describe))
+        .route("/v1/tables/{name}/moc", get(tables::moc))
         .route("/v1/exposures/{id}/file", get(exposures::file))
         .route("/tap/capabilities", get(tap::vosi::capabilities))
         .route("/tap/availability", get(tap::vosi::availability))

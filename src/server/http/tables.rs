@@ -1,11 +1,13 @@
-//! `GET /v1/tables` (names and row counts) and `GET /v1/tables/{name}` (columns with types,
-//! units, UCDs and descriptions).
+//! `GET /v1/tables` (names and row counts), `GET /v1/tables/{name}` (columns with types,
+//! units, UCDs and descriptions) and `GET /v1/tables/{name}/moc` (its sky coverage).
 
 use crate::http::errors::ApiError;
 use crate::service::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -45,6 +47,117 @@ pub async fn describe(
         })
         .collect();
     Ok(Json(json!({ "name": name, "columns": columns })))
+}
+
+/// The query string of [`moc`].
+#[derive(Debug, serde::Deserialize)]
+pub struct MocParams {
+    order: Option<u8>,
+    format: Option<String>,
+}
+
+/// The order of a MOC when none is asked for: cells of about 3.4′.
+pub const DEFAULT_MOC_ORDER: u8 = 10;
+
+/// `GET /v1/tables/{name}/moc?order=K&format=json|fits`: where the table has rows, as an IVOA
+/// MOC 2.0 at order `K` (default 10, at most 29) made from its `_healpix_29` index; JSON
+/// unless `format=fits` or the client accepts `application/fits` and not JSON. It runs as a
+/// query under the service's limits; a MOC with more cells than the row limit is refused
+/// (ask for a lower order) rather than cut.
+pub async fn moc(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(p): Query<MocParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    use crate::ivoa::moc::{INDEX_COLUMN, MAX_ORDER, Moc};
+    let order = p.order.unwrap_or(DEFAULT_MOC_ORDER);
+    if order > MAX_ORDER {
+        return Err(ApiError::bad_request(format!(
+            "order must be 0 to {MAX_ORDER}, not {order}"
+        )));
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let fits = match p.format.as_deref() {
+        Some("fits") => true,
+        Some("json") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format must be json or fits, not {other:?}"
+            )));
+        }
+        None => accept.contains("application/fits") && !accept.contains("json"),
+    };
+    if !table_names(&state).contains(&name) {
+        return Err(unknown_table(&name));
+    }
+    let hp = INDEX_COLUMN;
+    let provider = state
+        .ctx
+        .table_provider(name.as_str())
+        .await
+        .map_err(|_| unknown_table(&name))?;
+    if provider.schema().field_with_name(hp).map_or(true, |f| {
+        f.data_type() != &arrow::datatypes::DataType::Int64
+    }) {
+        return Err(ApiError::bad_request(format!(
+            "table {name} has no {hp} column (BIGINT) to make a MOC from"
+        )));
+    }
+    let shift = 2 * (u32::from(MAX_ORDER) - u32::from(order));
+    let sql = format!(
+        "SELECT DISTINCT \"{hp}\" >> {shift} AS cell FROM \"{}\" WHERE \"{hp}\" IS NOT NULL",
+        name.replace('"', "\"\"")
+    );
+    let limited =
+        crate::query::execute(&state.ctx, &sql, None, &state.limits, &state.budget).await?;
+    let truncated = limited.truncated.clone();
+    let mut stream = limited.stream;
+    let mut cells = Vec::new();
+    while let Some(b) = stream.next().await {
+        let b = b.map_err(|e| crate::query::QueryError::from_execution(&e))?;
+        let c = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .ok_or_else(|| ApiError::internal("MOC cells are not BIGINT"))?;
+        cells.extend(c.iter().flatten().map(|v| v as u64));
+    }
+    if truncated.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "moc_too_large",
+            format!(
+                "the MOC of {name} at order {order} has more cells than the row limit; ask for a lower order"
+            ),
+        ));
+    }
+    let moc = Moc::from_cells(order, cells);
+    let mut resp = if fits {
+        let mut r = moc.to_fits().into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/fits"),
+        );
+        r
+    } else {
+        Json(moc.to_json()).into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(&moc.sky_fraction().to_string()) {
+        resp.headers_mut().insert("x-moc-sky-fraction", v);
+    }
+    Ok(resp)
+}
+
+fn unknown_table(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_table",
+        format!("no table {name:?}"),
+    )
 }
 
 fn table_names(state: &AppState) -> Vec<String> {
