@@ -50,6 +50,53 @@ impl Moc {
         Moc { order, levels }
     }
 
+    /// The MOC of the cells set in `bits`, or — when it would hold more than `max_cells`
+    /// cells once normalized — that number of cells, found before any list is made.
+    pub fn from_bits(bits: CellBits, max_cells: usize) -> Result<Moc, usize> {
+        let order = bits.order as usize;
+        // Per order, the cells left there once complete quads moved up, as bitmaps.
+        let mut left: Vec<Vec<u64>> = vec![Vec::new(); order + 1];
+        let mut words = bits.words;
+        for o in (1..=order).rev() {
+            // The four children of parent p are bits 4p..4p+3: nibble p % 16 of word p / 16.
+            let mut parents = vec![0u64; (words.len() * 16).div_ceil(64)];
+            for (wi, w) in words.iter_mut().enumerate() {
+                if *w == 0 {
+                    continue;
+                }
+                for nibble in 0..16 {
+                    let m = 0xFu64 << (4 * nibble);
+                    if *w & m == m {
+                        *w &= !m;
+                        let p = wi * 16 + nibble;
+                        parents[p / 64] |= 1 << (p % 64);
+                    }
+                }
+            }
+            left[o] = words;
+            words = parents;
+        }
+        left[0] = words;
+        let cells: usize = left.iter().flatten().map(|w| w.count_ones() as usize).sum();
+        if cells > max_cells {
+            return Err(cells);
+        }
+        Ok(Moc {
+            order: order as u8,
+            levels: left.iter().map(|w| set_bits(w)).collect(),
+        })
+    }
+
+    /// The number of cells, all orders.
+    pub fn len(&self) -> usize {
+        self.levels.iter().map(Vec::len).sum()
+    }
+
+    /// Whether no cell is covered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The maximum order.
     pub fn order(&self) -> u8 {
         self.order
@@ -118,6 +165,47 @@ impl Moc {
     }
 }
 
+/// The deepest order [`CellBits`] takes: 12·4^11 bits are 6 MiB.
+pub const MAX_BITS_ORDER: u8 = 11;
+
+/// Cells at one order as a bitmap: the coverage of a dense table (an all-sky survey has more
+/// rows than cells) in memory fixed by the order, however many rows go through it.
+#[derive(Debug, Clone)]
+pub struct CellBits {
+    order: u8,
+    words: Vec<u64>,
+}
+
+impl CellBits {
+    pub fn new(order: u8) -> CellBits {
+        assert!(order <= MAX_BITS_ORDER, "order {order} > {MAX_BITS_ORDER}");
+        CellBits {
+            order,
+            words: vec![0; (12usize << (2 * order)).div_ceil(64)],
+        }
+    }
+
+    /// Marks `cell` (ignored when it is not a cell of the order).
+    pub fn set(&mut self, cell: u64) {
+        if cell < 12u64 << (2 * self.order) {
+            self.words[(cell / 64) as usize] |= 1 << (cell % 64);
+        }
+    }
+}
+
+fn set_bits(words: &[u64]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for (i, &w) in words.iter().enumerate() {
+        let mut w = w;
+        while w != 0 {
+            let b = w.trailing_zeros() as u64;
+            out.push(i as u64 * 64 + b);
+            w &= w - 1;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +233,43 @@ mod tests {
         let all = Moc::from_cells(3, (0..12 * 64).collect());
         assert_eq!(all.cells(0), &(0..12).collect::<Vec<u64>>()[..]);
         assert_eq!(all.to_json()["3"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn the_bitmap_gives_the_same_moc_as_the_cells() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for (order, n) in [(0u8, 5usize), (3, 300), (5, 40_000), (7, 5_000)] {
+            let total = 12u64 << (2 * order);
+            // Random cells plus whole blocks, so that merging happens at several orders.
+            let mut cells: Vec<u64> = (0..n).map(|_| next() % total).collect();
+            cells.extend(0..total.min(64));
+            let mut bits = CellBits::new(order);
+            for &c in &cells {
+                bits.set(c);
+            }
+            bits.set(total); // not a cell of the order: ignored
+            let want = Moc::from_cells(order, cells);
+            assert_eq!(
+                Moc::from_bits(bits.clone(), usize::MAX),
+                Ok(want.clone()),
+                "order {order}"
+            );
+            // Over the bound: refused with the count, whatever the bound below it.
+            assert_eq!(Moc::from_bits(bits, want.len() - 1), Err(want.len()));
+        }
+        let mut sky = CellBits::new(4);
+        for c in 0..12 * 256 {
+            sky.set(c);
+        }
+        let sky = Moc::from_bits(sky, 12).unwrap();
+        assert_eq!(sky.cells(0).len(), 12);
+        assert_eq!(sky.sky_fraction(), 1.0);
     }
 
     #[test]

@@ -664,6 +664,28 @@ async fn table_moc_matches_mocpys_from_the_same_positions() {
     assert_eq!(r.headers()["content-type"], "application/fits");
     assert!(r.bytes().await.unwrap().starts_with(b"SIMPLE  ="));
 
+    // A MOC larger than the row limit is refused with its size, not cut; a small one is
+    // still served (bitmap path at order 6, distinct cells at order 14).
+    let mut opts = astropipe::server::ServeOptions::new(
+        s.path("cat").display().to_string(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    opts.limits.max_rows = Some(10);
+    let small = TestServer::start_with(opts).await;
+    for (order, status) in [(6, 200), (11, 422), (14, 422)] {
+        let r = small
+            .client
+            .get(small.url(&format!("/v1/tables/sources/moc?order={order}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "order {order}");
+        let body = r.text().await.unwrap();
+        if status == 422 {
+            assert!(body.contains("moc_too_large"), "{body}");
+        }
+    }
+
     let Some(python) = test_python() else { return };
     let base = format!("http://{}", server.addr);
     for order in [6, 14] {

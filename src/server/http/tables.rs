@@ -62,15 +62,15 @@ pub const DEFAULT_MOC_ORDER: u8 = 10;
 /// `GET /v1/tables/{name}/moc?order=K&format=json|fits`: where the table has rows, as an IVOA
 /// MOC 2.0 at order `K` (default 10, at most 29) made from its `_healpix_29` index; JSON
 /// unless `format=fits` or the client accepts `application/fits` and not JSON. It runs as a
-/// query under the service's limits; a MOC with more cells than the row limit is refused
-/// (ask for a lower order) rather than cut.
+/// query under the service's time and memory limits; a MOC of more cells than the row
+/// limit is refused (ask for a lower order) rather than cut.
 pub async fn moc(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(p): Query<MocParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    use crate::ivoa::moc::{INDEX_COLUMN, MAX_ORDER, Moc};
+    use crate::ivoa::moc::{CellBits, INDEX_COLUMN, MAX_BITS_ORDER, MAX_ORDER, Moc};
     let order = p.order.unwrap_or(DEFAULT_MOC_ORDER);
     if order > MAX_ORDER {
         return Err(ApiError::bad_request(format!(
@@ -108,14 +108,35 @@ pub async fn moc(
         )));
     }
     let shift = 2 * (u32::from(MAX_ORDER) - u32::from(order));
-    let sql = format!(
-        "SELECT DISTINCT \"{hp}\" >> {shift} AS cell FROM \"{}\" WHERE \"{hp}\" IS NOT NULL",
-        name.replace('"', "\"\"")
-    );
-    let limited =
-        crate::query::execute(&state.ctx, &sql, None, &state.limits, &state.budget).await?;
+    let table = name.replace('"', "\"\"");
+    // Up to order 11 the cells go into a bitmap of fixed size (6 MiB at most), so a dense
+    // all-sky table of any size has its MOC; deeper, the distinct cells come back as rows,
+    // within the row limit.
+    let dense = order <= MAX_BITS_ORDER;
+    let (sql, limits) = if dense {
+        let limits = crate::query::Limits {
+            max_rows: None,
+            max_result_bytes: None,
+            ..state.limits.clone()
+        };
+        (
+            format!(
+                "SELECT \"{hp}\" >> {shift} AS cell FROM \"{table}\" WHERE \"{hp}\" IS NOT NULL"
+            ),
+            limits,
+        )
+    } else {
+        (
+            format!(
+                "SELECT DISTINCT \"{hp}\" >> {shift} AS cell FROM \"{table}\" WHERE \"{hp}\" IS NOT NULL"
+            ),
+            state.limits.clone(),
+        )
+    };
+    let limited = crate::query::execute(&state.ctx, &sql, None, &limits, &state.budget).await?;
     let truncated = limited.truncated.clone();
     let mut stream = limited.stream;
+    let mut bits = dense.then(|| CellBits::new(order));
     let mut cells = Vec::new();
     while let Some(b) = stream.next().await {
         let b = b.map_err(|e| crate::query::QueryError::from_execution(&e))?;
@@ -124,18 +145,29 @@ pub async fn moc(
             .as_any()
             .downcast_ref::<arrow::array::Int64Array>()
             .ok_or_else(|| ApiError::internal("MOC cells are not BIGINT"))?;
-        cells.extend(c.iter().flatten().map(|v| v as u64));
+        match &mut bits {
+            Some(bits) => c.iter().flatten().for_each(|v| bits.set(v as u64)),
+            None => cells.extend(c.iter().flatten().map(|v| v as u64)),
+        }
     }
-    if truncated.load(std::sync::atomic::Ordering::Acquire) {
-        return Err(ApiError::new(
+    // A MOC is at most as many cells as a result is rows.
+    let max_cells = state.limits.max_rows.unwrap_or(usize::MAX);
+    let too_large = |cells: String| {
+        ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "moc_too_large",
             format!(
-                "the MOC of {name} at order {order} has more cells than the row limit; ask for a lower order"
+                "the MOC of {name} at order {order} has {cells} cells, more than the row limit ({max_cells}); ask for a lower order"
             ),
-        ));
+        )
+    };
+    if truncated.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(too_large("more".into()));
     }
-    let moc = Moc::from_cells(order, cells);
+    let moc = match bits {
+        Some(bits) => Moc::from_bits(bits, max_cells).map_err(|n| too_large(n.to_string()))?,
+        None => Moc::from_cells(order, cells),
+    };
     let mut resp = if fits {
         let mut r = moc.to_fits().into_response();
         r.headers_mut().insert(
