@@ -67,14 +67,7 @@ impl FitsWriter {
             h.push(card("BZERO", &HeaderValue::Int(32768), None));
             h.push(card("BSCALE", &HeaderValue::Int(1), None));
         }
-        for (k, v) in cards {
-            h.push(card(k, v, None));
-        }
-        h.push(end_card());
-        for c in &h {
-            self.out.extend_from_slice(c);
-        }
-        pad(&mut self.out, b' ');
+        self.header(h, cards);
         match encoding {
             Encoding::F32 => {
                 for &p in pixels {
@@ -126,7 +119,7 @@ impl FitsWriter {
             pad(&mut self.out, b' ');
             self.hdus += 1;
         }
-        let mut h = vec![
+        let h = vec![
             card("XTENSION", &HeaderValue::Str("BINTABLE".into()), None),
             card("BITPIX", &HeaderValue::Int(8), None),
             card("NAXIS", &HeaderValue::Int(2), None),
@@ -138,14 +131,7 @@ impl FitsWriter {
             card("TTYPE1", &HeaderValue::Str(column.into()), None),
             card("TFORM1", &HeaderValue::Str("1K".into()), None),
         ];
-        for (k, v) in cards {
-            h.push(card(k, v, None));
-        }
-        h.push(end_card());
-        for c in &h {
-            self.out.extend_from_slice(c);
-        }
-        pad(&mut self.out, b' ');
+        self.header(h, cards);
         for v in values {
             self.out.extend_from_slice(&v.to_be_bytes());
         }
@@ -156,6 +142,18 @@ impl FitsWriter {
 
     pub fn finish(self) -> Vec<u8> {
         self.out
+    }
+
+    /// Writes a header: the structural `cards`, then the caller's `extra`, END, padding.
+    fn header(&mut self, mut cards: Vec<[u8; 80]>, extra: &[(&str, HeaderValue)]) {
+        for (k, v) in extra {
+            cards.push(card(k, v, None));
+        }
+        cards.push(end_card());
+        for c in &cards {
+            self.out.extend_from_slice(c);
+        }
+        pad(&mut self.out, b' ');
     }
 }
 
