@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,16 +38,10 @@ import urllib.request
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from bench_common import free_port
+
 PG_BIN = "/usr/lib/postgresql/15/bin"
 ARCMIN = 1.0 / 60.0
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def as_postgres(args, **kw):

@@ -20,7 +20,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,15 +31,9 @@ import pyarrow as pa
 import pyarrow.ipc
 import requests
 
+from bench_common import free_port
+
 RA0, DEC0 = 150.0, 2.2
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def timed(fn, reps):
