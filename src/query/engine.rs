@@ -52,8 +52,12 @@ fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub fn start() -> std::io::Result<()> {
     static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = STARTING.lock().unwrap_or_else(|p| p.into_inner());
-    if RUNTIME.get().is_none() {
-        let _ = RUNTIME.set(build_runtime()?);
+    if RUNTIME.get().is_none()
+        && let Err(spare) = RUNTIME.set(build_runtime()?)
+    {
+        // A query made it first (through `runtime`). A runtime cannot be dropped on an
+        // async thread, which this may be.
+        std::thread::spawn(move || drop(spare));
     }
     Ok(())
 }
