@@ -15,17 +15,16 @@ use arrow::compute::concat_batches;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::path::{Path, PathBuf};
 
-fn partition_files(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every file under `dir`, depth first.
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
-            partition_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "parquet")
-            && p.to_string_lossy().contains("/Norder=")
-        {
+            files(&p, out);
+        } else {
             out.push(p);
         }
     }
@@ -48,10 +47,17 @@ fn main() {
         .status()
         .expect("cp");
     assert!(status.success(), "copying {input} to {output}");
-    let mut files = Vec::new();
-    partition_files(Path::new(output), &mut files);
+    let mut all = Vec::new();
+    files(Path::new(output), &mut all);
+    let parts: Vec<&PathBuf> = all
+        .iter()
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "parquet")
+                && p.to_string_lossy().contains("/Norder=")
+        })
+        .collect();
     let (mut rows, mut before, mut after) = (0usize, 0u64, 0u64);
-    for f in &files {
+    for f in &parts {
         let file = std::fs::File::open(f).expect("open partition");
         before += file.metadata().expect("size").len();
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -69,27 +75,14 @@ fn main() {
         after += bytes.len() as u64;
         std::fs::write(f, &bytes).expect("write partition");
     }
-    let mut stale = Vec::new();
-    find_named(Path::new(output), "_metadata", &mut stale);
-    for p in stale {
+    for p in all
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "_metadata"))
+    {
         std::fs::remove_file(p).expect("remove _metadata");
     }
     println!(
         "{{\"files\": {}, \"rows\": {rows}, \"bytes_before\": {before}, \"bytes_after\": {after}}}",
-        files.len()
+        parts.len()
     );
-}
-
-fn find_named(dir: &Path, name: &str, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            find_named(&p, name, out);
-        } else if p.file_name().is_some_and(|n| n == name) {
-            out.push(p);
-        }
-    }
 }

@@ -23,13 +23,11 @@ pub async fn describe(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let provider = state.ctx.table_provider(name.as_str()).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_table",
-            format!("no table {name:?}"),
-        )
-    })?;
+    let provider = state
+        .ctx
+        .table_provider(name.as_str())
+        .await
+        .map_err(|_| unknown_table(&name))?;
     let schema = provider.schema();
     let columns: Vec<Value> = schema
         .fields()
@@ -113,26 +111,20 @@ pub async fn moc(
     // all-sky table of any size has its MOC; deeper, the distinct cells come back as rows,
     // within the row limit.
     let dense = order <= MAX_BITS_ORDER;
-    let (sql, limits) = if dense {
+    let (distinct, limits) = if dense {
+        // Every row's cell comes back (into the bitmap); nothing is sent, so no result cap.
         let limits = crate::query::Limits {
             max_rows: None,
             max_result_bytes: None,
             ..state.limits.clone()
         };
-        (
-            format!(
-                "SELECT \"{hp}\" >> {shift} AS cell FROM \"{table}\" WHERE \"{hp}\" IS NOT NULL"
-            ),
-            limits,
-        )
+        ("", limits)
     } else {
-        (
-            format!(
-                "SELECT DISTINCT \"{hp}\" >> {shift} AS cell FROM \"{table}\" WHERE \"{hp}\" IS NOT NULL"
-            ),
-            state.limits.clone(),
-        )
+        ("DISTINCT ", state.limits.clone())
     };
+    let sql = format!(
+        "SELECT {distinct}\"{hp}\" >> {shift} AS cell FROM \"{table}\" WHERE \"{hp}\" IS NOT NULL"
+    );
     let limited = crate::query::execute(&state.ctx, &sql, None, &limits, &state.budget).await?;
     let truncated = limited.truncated.clone();
     let mut stream = limited.stream;
